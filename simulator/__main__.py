@@ -1,0 +1,7 @@
+"""``python -m simulator`` behaves as ``shipper-sim``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,168 @@
+"""Shipper's outbound API: the routes under ``/v3/fulfillment``.
+
+Routes parse and shape; the schemas validate; the backend decides. Every
+answer is Shipper's envelope, and every refusal's reason (which field, which
+value) goes to the ``x-sim-error`` header, the log and the request journal.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+from flask import Blueprint, current_app, g, request
+
+from . import envelope, schemas
+from .errors import InvalidInput, ShipperError
+
+bp = Blueprint("shipper", __name__, url_prefix="/v3/fulfillment")
+
+KIND_OF_PATH = {"oms": "B2C", "wms": "B2B"}
+CREATE_SCHEMA = {"B2C": schemas.B2CCreateSchema, "B2B": schemas.B2BCreateSchema}
+
+
+def sim():
+    return current_app.extensions["shipper_sim"]
+
+
+def request_path() -> str:
+    """The request path with its query string, as Shipper echoes it."""
+    query = request.query_string.decode("latin-1")
+    return request.path + (f"?{query}" if query else "")
+
+
+def json_body() -> object:
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise InvalidInput("body: empty; expected a JSON object")
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidInput(f"body: not valid JSON ({_first_line(exc)})") from None
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:120]
+
+
+def ok(data=None, pagination=None, path: str | None = None):
+    return envelope.success(path or request_path(), data, pagination), 200
+
+
+@bp.before_request
+def authenticate():
+    """Every Shipper route needs the client's ``x-api-key``."""
+    key = request.headers.get("x-api-key", "")
+    client = sim().backend.client_by_key(key) if key else None
+    if client is None:
+        g.sim_reason = "x-api-key: " + ("missing" if not key else "unknown key")
+        return envelope.unauthorized(request.method, request.path), 401
+    g.client = client
+    return None
+
+
+# -- create, update, cancel
+
+
+@bp.post("/outbound/<any(oms, wms):kind_path>")
+def create_sales_order(kind_path: str):
+    kind = KIND_OF_PATH[kind_path]
+    body = schemas.load_body(CREATE_SCHEMA[kind], json_body())
+    data = sim().backend.create_sales_order(g.client, kind, body, g.request_id)
+    return ok(data)
+
+
+@bp.put("/outbound/<any(oms, wms):kind_path>")
+def update_sales_order(kind_path: str):
+    kind = KIND_OF_PATH[kind_path]
+    body = schemas.load_body(CREATE_SCHEMA[kind], json_body())
+    sim().backend.update_sales_order(g.client, kind, body)
+    return ok()
+
+
+@bp.patch("/outbound/<any(oms, wms):kind_path>/cancel")
+def cancel_sales_order(kind_path: str):
+    kind = KIND_OF_PATH[kind_path]
+    body = schemas.load_body(schemas.CancelSchema, json_body())
+    sim().backend.cancel_sales_order(g.client, kind, body)
+    return ok()
+
+
+# -- reading
+
+
+@bp.get("/outbounds/<outbound_type>")
+def list_sales_orders(outbound_type: str):
+    if outbound_type not in ("WMS", "OMS"):
+        raise InvalidInput(
+            f"outbound_type: must be WMS or OMS, got {outbound_type!r}"
+        )
+    query = schemas.load_query(schemas.ListQuerySchema, request.args)
+    records, pagination = sim().backend.list_sales_orders(
+        g.client, outbound_type, query
+    )
+    return ok({"outbounds": records}, pagination)
+
+
+def detail_path(warehouse_id: str, order_no: str) -> str:
+    """Shipper's router appends the route parameters to the echoed path."""
+    query = request.query_string.decode("latin-1")
+    params = (
+        f"%3Aorder_number={quote(order_no, safe='')}"
+        f"&%3Awarehouse_id={quote(warehouse_id, safe='')}&"
+    )
+    return f"{request.path}?{query + '&' if query else ''}{params}"
+
+
+@bp.get("/warehouse/<warehouse_id>/outbound/wms/<order_no>")
+def get_sales_order_detail_wms(warehouse_id: str, order_no: str):
+    g.detail_path = detail_path(warehouse_id, order_no)
+    outbound = sim().backend.get_sales_order_detail_wms(
+        g.client, warehouse_id, order_no
+    )
+    return ok({"outbound": outbound}, path=g.detail_path)
+
+
+@bp.get("/warehouse/<warehouse_id>/outbound/oms/<order_no>")
+def get_sales_order_detail_oms(warehouse_id: str, order_no: str):
+    g.detail_path = detail_path(warehouse_id, order_no)
+    outbound = sim().backend.get_sales_order_detail_oms(
+        g.client, warehouse_id, order_no
+    )
+    return ok({"outbound": outbound}, path=g.detail_path)
+
+
+@bp.get("/express")
+def get_express_list():
+    query = schemas.load_query(schemas.ExpressQuerySchema, request.args)
+    express, pagination = sim().backend.get_express_list(query)
+    return ok({"express": express}, pagination)
+
+
+@bp.get("/inventory/stock")
+def get_stock():
+    query = schemas.load_query(schemas.StockQuerySchema, request.args)
+    stock, pagination = sim().backend.get_stock(g.client, query)
+    return ok({"stock": stock}, pagination)
+
+
+@bp.get("/inventory/stock/warehouse")
+def get_stock_by_warehouse():
+    query = schemas.load_query(schemas.StockWarehouseQuerySchema, request.args)
+    stock, pagination = sim().backend.get_stock_by_warehouse(g.client, query)
+    return ok(stock, pagination)
+
+
+# -- errors
+
+
+@bp.errorhandler(ShipperError)
+def shipper_error(exc: ShipperError):
+    g.sim_reason = exc.reason
+    g.sim_code = exc.code
+    path = getattr(g, "detail_path", None) or request_path()
+    return envelope.error(path, exc.code)

@@ -1,0 +1,216 @@
+"""The app factory: ``create_app(config)`` builds one simulator.
+
+Each app has its own store, clock, backend and workers, so a test (or a
+second simulator in the same process) gets clean state without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+
+from flask import Flask, g, request
+from werkzeug.exceptions import HTTPException
+
+from . import envelope
+from .backend import Backend
+from .clock import Clock
+from .config import Config
+from .errors import ShipperError
+from .fixtures import load_fixtures
+from .journal import Journal
+from .store import Store
+from .webhooks import Dispatcher, Outbox
+from .workers import Workers
+
+log = logging.getLogger("simulator.http")
+
+SHIPPER_PREFIX = "/v3/"
+
+
+class Simulator:
+    """The parts of one running simulator, shared by every route."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.clock = Clock()
+        self.store = Store(config.db_path)
+        self.backend = Backend(
+            config, self.store, self.clock, load_fixtures(config.fixtures_dir)
+        )
+        self.outbox = Outbox(self.store, self.clock, config)
+        self.dispatcher = Dispatcher(self.outbox, self.clock, config)
+        self.journal = Journal(self.store, config.journal_size)
+        self.workers = Workers(self.backend, self.dispatcher, self.clock)
+
+    def start(self) -> None:
+        self.workers.start()
+
+    def stop(self) -> None:
+        self.workers.stop()
+
+    # -- shapes shared by the control API and the dashboard
+    def detail_envelope(self, path: str, outbound: dict) -> dict:
+        return envelope.success(path, {"outbound": outbound})
+
+    def success_envelope(self, path: str) -> dict:
+        return envelope.success(path)
+
+    def error_envelope(self, path: str, exc: ShipperError) -> tuple[dict, int]:
+        return envelope.error(path, exc.code)
+
+    def timeline(self, order: dict) -> dict:
+        """One order: its view, every status reached, every webhook sent."""
+        events = self.store.rows(
+            "SELECT time, code, name, status, note FROM order_events "
+            "WHERE order_id = ? ORDER BY id",
+            (order["id"],),
+        )
+        created_by = None
+        if order["request_id"]:
+            found = self.store.row(
+                "SELECT * FROM journal WHERE request_id = ?", (order["request_id"],)
+            )
+            created_by = self.journal.describe(found) if found else None
+        return {
+            "order": self.backend.order_view(order["id"]),
+            "kind": order["kind"],
+            "client_id": order["client_id"],
+            "group_key": order["group_key"],
+            "events": events,
+            "webhooks": self.outbox.list(
+                client_id=order["client_id"], order_no=order["order_no"]
+            ),
+            "created_by": created_by,
+        }
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or Config()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+
+    simulator = Simulator(config)
+    app.extensions["shipper_sim"] = simulator
+
+    from . import api, control
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(control.bp)
+    _register_hooks(app, simulator)
+
+    if config.start_workers:
+        simulator.start()
+    return app
+
+
+def _register_hooks(app: Flask, simulator: Simulator) -> None:
+    @app.before_request
+    def start_request():
+        g.request_id = uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def finish_request(response):
+        response.headers["x-request-id"] = g.get("request_id", uuid.uuid4().hex)
+        reason = g.get("sim_reason")
+        if reason:
+            # Header values must be latin-1 and on one line.
+            safe = reason.encode("latin-1", "replace").decode("latin-1")
+            response.headers["x-sim-error"] = safe.replace("\n", " ")[:500]
+        if request.path.startswith(SHIPPER_PREFIX):
+            _journal(simulator, response, reason)
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return _http_error(exc)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        g.sim_reason = f"the simulator failed: {type(exc).__name__}: {exc}"
+        return _envelope_or_json(803, 500)
+
+
+def _http_error(exc: HTTPException):
+    status = exc.code or 500
+    if status == 413:
+        g.sim_reason = "body: larger than the simulator accepts"
+        return _envelope_or_json(810, 413)
+    if status in (404, 405):
+        if request.path.startswith(SHIPPER_PREFIX) and not _has_valid_key():
+            g.sim_reason = "x-api-key: missing or unknown"
+            return envelope.unauthorized(request.method, request.path), 401
+        g.sim_reason = f"no route {request.method} {request.path}"
+        return _envelope_or_json(10004, 404)
+    g.sim_reason = exc.description or exc.name
+    return _envelope_or_json(810 if status < 500 else 803, status)
+
+
+def _has_valid_key() -> bool:
+    from flask import current_app
+
+    key = request.headers.get("x-api-key", "")
+    backend = current_app.extensions["shipper_sim"].backend
+    return bool(key) and backend.client_by_key(key) is not None
+
+
+def _envelope_or_json(code: int, status: int):
+    """Shipper's envelope on Shipper's paths, plain JSON on the control API."""
+    query = request.query_string.decode("latin-1")
+    path = request.path + (f"?{query}" if query else "")
+    if request.path.startswith("/_sim/"):
+        return {"error": g.get("sim_reason", "")}, status
+    return envelope.error(path, code, status)
+
+
+def _journal(simulator: Simulator, response, reason: str | None) -> None:
+    client = g.get("client")
+    code = None
+    body_text = ""
+    if response.is_json:
+        body_text = response.get_data(as_text=True)
+        try:
+            md = json.loads(body_text).get("metadata", {})
+            errors = md.get("errors") or ([md["error"]] if "error" in md else [])
+            code = errors[0]["code"] if errors else None
+        except (ValueError, AttributeError, KeyError, IndexError, TypeError):
+            code = None
+    query = request.query_string.decode("latin-1")
+    duration_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1e3
+    try:
+        request_text = request.get_data(cache=True, as_text=True)
+    except Exception:  # a body too large to read is not journalled
+        request_text = ""
+    simulator.journal.record(
+        {
+            "time": time.time(),
+            "request_id": g.get("request_id", ""),
+            "client_id": client["client_id"] if client else None,
+            "method": request.method,
+            "path": request.path + (f"?{query}" if query else ""),
+            "status": response.status_code,
+            "code": code,
+            "reason": reason or "",
+            "request_body": request_text,
+            "response_body": body_text,
+            "duration_ms": round(duration_ms, 2),
+        }
+    )
+    if reason:
+        log.warning(
+            "%s %s -> %s %s: %s",
+            request.method,
+            request.path,
+            response.status_code,
+            code,
+            reason,
+        )
+    else:
+        log.info("%s %s -> %s (%.1f ms)", request.method, request.path,
+                 response.status_code, duration_ms)

@@ -1,0 +1,1159 @@
+"""The backend: Shipper's outbound operations and the order state machine.
+
+Named after the endpoints (``create_sales_order``, ``cancel_sales_order``,
+...). Each operation runs in one store transaction: the checks, the writes
+and the webhook rows it queues are decided together, so a refused request
+leaves nothing behind and two concurrent requests cannot both take the same
+stock or the same order number. No Flask here, and no response shaping
+beyond :mod:`simulator.views`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+from datetime import date, datetime, timedelta
+
+from . import views
+from .clock import JAKARTA, Clock
+from .config import Config
+from .errors import ControlError, InvalidInput, ShipperError
+from .fixtures import Fixtures
+from .statuses import (
+    CANCELLED_CODE,
+    EDITABLE_STATUSES,
+    OPEN_STATUSES,
+    STEP_BY_NAME,
+    STEPS,
+    Step,
+    code_for,
+    step_index,
+    steps_to_reach,
+)
+from .store import ACTIVITY_TABLES, Store, dumps
+
+log = logging.getLogger(__name__)
+
+NUMBER_FIELD = {"B2C": "so_number", "B2B": "doc_no"}
+EXPRESS_FIELD = {"B2C": "express_code", "B2B": "carrier_id"}
+CUSTOMER_FIELD = {"B2C": "oms_customer_id", "B2B": "wms_customer_id"}
+EXPRESS_TYPE = {"B2C": "OMS", "B2B": "WMS"}
+GROUP_KEY_PREFIX = {"B2C": "hwoutboundoms", "B2B": "hwoutboundwms"}
+
+# Order types the list endpoint's ``order_type`` filter stands for.
+ORDER_TYPE_FILTER = {"SO": ("SO", "CSO"), "RT": ("RT",), "TT": ("TT",)}
+
+# Per step: the line quantity an open order may still ship, for OMS stock.
+# Before a step runs again its cap is what the step before reached.
+_OUTSTANDING_SQL = (
+    "CASE o.last_step "
+    + " ".join(
+        f"WHEN '{s.name}' THEN l.{s.capped_by}" for s in STEPS if s.capped_by
+    )
+    + " ELSE l.qty_ordered END"
+)
+
+
+class Backend:
+    def __init__(
+        self, config: Config, store: Store, clock: Clock, fixtures: Fixtures
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.fixtures = fixtures
+        self.rng = random.Random(config.seed)
+        self._journal_writes = 0
+
+        if not store.value("SELECT COUNT(*) FROM clients"):
+            with store.transaction():
+                self._load_fixtures()
+
+    # ------------------------------------------------------------ master data
+    def _load_fixtures(self) -> None:
+        f = self.fixtures
+        for w in f.warehouses:
+            self.store.execute(
+                "INSERT OR REPLACE INTO warehouses VALUES (?, ?, ?, ?)",
+                (w["warehouse_id"], w["name"], w["city"], w["address"]),
+            )
+        for c in f.carriers:
+            self.store.execute(
+                "INSERT OR REPLACE INTO carriers VALUES (?, ?, ?, ?, ?)",
+                (
+                    c["express_code"],
+                    c["express_name"],
+                    ",".join(c["express_type"]),
+                    c.get("awb_prefix", ""),
+                    c.get("awb_digits", 12),
+                ),
+            )
+        for c in f.clients:
+            self._insert_client(c, from_fixtures=True)
+        for s in f.stock:
+            self._upsert_stock(
+                s["client_id"],
+                s["warehouse_id"],
+                s["sku"],
+                s["qty"],
+                s.get("sku_descr", ""),
+                s.get("receipt_date", ""),
+            )
+
+    def _insert_client(self, c: dict, from_fixtures: bool = False) -> None:
+        self.store.insert(
+            "clients",
+            {
+                "client_id": c["client_id"],
+                "api_key": c["api_key"],
+                "tenant_name": c["tenant_name"],
+                "oms_customer_id": c["oms_customer_id"],
+                "wms_customer_id": c["wms_customer_id"],
+                "webhook_url": c.get("webhook_url", ""),
+                "progression": c.get("progression", "manual"),
+                "step_delay": float(c.get("step_delay", self.config.step_delay)),
+                "from_fixtures": int(from_fixtures),
+            },
+        )
+        for warehouse_id in c["warehouses"]:
+            self.store.execute(
+                "INSERT OR IGNORE INTO warehouses VALUES (?, ?, ?, ?)",
+                (warehouse_id, warehouse_id, "", ""),
+            )
+            self.store.execute(
+                "INSERT OR IGNORE INTO client_warehouses VALUES (?, ?)",
+                (c["client_id"], warehouse_id),
+            )
+
+    def _upsert_stock(
+        self,
+        client_id: int,
+        warehouse_id: str,
+        sku: str,
+        qty: int,
+        sku_descr: str,
+        receipt_date: str,
+    ) -> None:
+        receipt_date = receipt_date or self._today()
+        self.store.execute(
+            "INSERT INTO stock VALUES (?, ?, ?, ?, ?, 0, ?, ?) "
+            "ON CONFLICT(client_id, warehouse_id, sku) DO UPDATE SET "
+            "qty_on_hand = excluded.qty_on_hand, "
+            "qty_baseline = excluded.qty_baseline, "
+            "sku_descr = CASE WHEN excluded.sku_descr = '' THEN sku_descr "
+            "ELSE excluded.sku_descr END",
+            (client_id, warehouse_id, sku, sku_descr, qty, qty, receipt_date),
+        )
+
+    def _today(self) -> str:
+        return datetime.fromtimestamp(self.clock.now(), JAKARTA).strftime("%Y-%m-%d")
+
+    def reset(self, client_id: int | None = None) -> dict:
+        """Drop orders, deliveries and journal; a full reset reloads fixtures."""
+        with self.store.transaction():
+            if client_id is None:
+                for table in (*ACTIVITY_TABLES, "stock", "client_warehouses"):
+                    self.store.execute(f"DELETE FROM {table}")
+                for table in ("clients", "warehouses", "carriers", "meta"):
+                    self.store.execute(f"DELETE FROM {table}")
+                self.rng.seed(self.config.seed)
+                self._load_fixtures()
+            else:
+                self.client(client_id)
+                self._drop_client_activity(client_id)
+                self.store.execute(
+                    "UPDATE stock SET qty_on_hand = qty_baseline, qty_reserved = 0 "
+                    "WHERE client_id = ?",
+                    (client_id,),
+                )
+        self.clock.wake()
+        return {"status": "ok", "client_id": client_id}
+
+    def _drop_client_activity(self, client_id: int) -> None:
+        orders = "(SELECT id FROM orders WHERE client_id = ?)"
+        deliveries = "(SELECT id FROM deliveries WHERE client_id = ?)"
+        for sql in (
+            f"DELETE FROM order_lines WHERE order_id IN {orders}",
+            f"DELETE FROM order_events WHERE order_id IN {orders}",
+            f"DELETE FROM jobs WHERE order_id IN {orders}",
+            f"DELETE FROM delivery_attempts WHERE delivery_id IN {deliveries}",
+            "DELETE FROM deliveries WHERE client_id = ?",
+            "DELETE FROM orders WHERE client_id = ?",
+            "DELETE FROM journal WHERE client_id = ?",
+        ):
+            self.store.execute(sql, (client_id,))
+
+    # -- clients
+    def client_by_key(self, api_key: str) -> dict | None:
+        return self.store.row("SELECT * FROM clients WHERE api_key = ?", (api_key,))
+
+    def client(self, client_id: int) -> dict:
+        found = self.store.row(
+            "SELECT * FROM clients WHERE client_id = ?", (client_id,)
+        )
+        if found is None:
+            raise ControlError(f"no client {client_id}", 404, "client_id")
+        return found
+
+    def clients(self) -> list[dict]:
+        return [
+            self.describe_client(c)
+            for c in self.store.rows("SELECT * FROM clients ORDER BY client_id")
+        ]
+
+    def describe_client(self, client: dict) -> dict:
+        return {
+            "client_id": client["client_id"],
+            "api_key": client["api_key"],
+            "tenant_name": client["tenant_name"],
+            "oms_customer_id": client["oms_customer_id"],
+            "wms_customer_id": client["wms_customer_id"],
+            "warehouses": sorted(self.client_warehouses(client["client_id"])),
+            "webhook_url": client["webhook_url"],
+            "progression": client["progression"],
+            "step_delay": client["step_delay"],
+        }
+
+    def client_warehouses(self, client_id: int) -> set[str]:
+        rows = self.store.rows(
+            "SELECT warehouse_id FROM client_warehouses WHERE client_id = ?",
+            (client_id,),
+        )
+        return {r["warehouse_id"] for r in rows}
+
+    def add_client(self, data: dict) -> dict:
+        with self.store.transaction():
+            if self.store.value(
+                "SELECT 1 FROM clients WHERE client_id = ?", (data["client_id"],)
+            ):
+                raise ControlError(
+                    f"client_id {data['client_id']} is taken", 400, "client_id"
+                )
+            if self.client_by_key(data["api_key"]):
+                raise ControlError("that api_key is taken", 400, "api_key")
+            self._insert_client(data)
+        return self.describe_client(self.client(data["client_id"]))
+
+    def update_client(self, client_id: int, changes: dict) -> dict:
+        allowed = {"webhook_url", "progression", "step_delay", "tenant_name"}
+        values = {k: v for k, v in changes.items() if k in allowed}
+        with self.store.transaction():
+            self.client(client_id)
+            if values:
+                self.store.update("clients", {"client_id": client_id}, values)
+        self.clock.wake()
+        return self.describe_client(self.client(client_id))
+
+    def set_stock(self, data: dict) -> dict:
+        client_id, warehouse_id = data["client_id"], data["warehouse_id"]
+        with self.store.transaction():
+            self.client(client_id)
+            if warehouse_id not in self.client_warehouses(client_id):
+                raise ControlError(
+                    f"warehouse {warehouse_id!r} is not one of client {client_id}'s",
+                    400,
+                    "warehouse_id",
+                )
+            self._upsert_stock(
+                client_id,
+                warehouse_id,
+                data["sku"],
+                data["qty"],
+                data.get("sku_descr", ""),
+                "",
+            )
+        return self.stock_row(client_id, warehouse_id, data["sku"])
+
+    def stock_row(self, client_id: int, warehouse_id: str, sku: str) -> dict:
+        row = self.store.row(
+            "SELECT * FROM stock WHERE client_id = ? AND warehouse_id = ? "
+            "AND sku = ?",
+            (client_id, warehouse_id, sku),
+        )
+        oms = self._oms_stock(client_id, warehouse_id)
+        return self._describe_stock(row, oms)
+
+    def _describe_stock(self, row: dict, oms: dict[str, int]) -> dict:
+        return {
+            "client_id": row["client_id"],
+            "warehouse_id": row["warehouse_id"],
+            "sku": row["sku"],
+            "sku_descr": row["sku_descr"],
+            "qty_on_hand": row["qty_on_hand"],
+            "qty_allocated": row["qty_reserved"],
+            "qty_available": max(0, row["qty_on_hand"] - row["qty_reserved"]),
+            "qty_sellable": self._sellable(row, oms),
+        }
+
+    def stock_levels(self, client_id: int) -> list[dict]:
+        out = []
+        for warehouse_id in sorted(self.client_warehouses(client_id)):
+            oms = self._oms_stock(client_id, warehouse_id)
+            rows = self.store.rows(
+                "SELECT * FROM stock WHERE client_id = ? AND warehouse_id = ? "
+                "ORDER BY sku",
+                (client_id, warehouse_id),
+            )
+            out.extend(self._describe_stock(r, oms) for r in rows)
+        return out
+
+    # ------------------------------------------------------- shared checks
+    def _check_customer(self, client: dict, kind: str, body: dict) -> None:
+        expected = client[CUSTOMER_FIELD[kind]]
+        if body["customer_id"] != expected:
+            raise InvalidInput(
+                f"customer_id: must be this client's "
+                f"{'OMS shop' if kind == 'B2C' else 'WMS owner'} code "
+                f"{expected!r}, got {body['customer_id']!r}"
+            )
+
+    def _check_warehouse(self, client: dict, warehouse_id: str) -> None:
+        if warehouse_id not in self.client_warehouses(client["client_id"]):
+            raise ShipperError(
+                3014,
+                f"warehouse_id: {warehouse_id!r} is not a warehouse of client "
+                f"{client['client_id']}; it has "
+                f"{', '.join(sorted(self.client_warehouses(client['client_id'])))}",
+            )
+
+    def _check_express(self, kind: str, code: str) -> dict:
+        carrier = self.store.row(
+            "SELECT * FROM carriers WHERE express_code = ?", (code,)
+        )
+        wanted = EXPRESS_TYPE[kind]
+        if carrier is None or wanted not in carrier["express_type"].split(","):
+            field = EXPRESS_FIELD[kind]
+            raise ShipperError(
+                3015,
+                f"{field}: {code!r} is not in the express list for type {wanted} "
+                f"(GET /v3/fulfillment/express?express_type={wanted})",
+            )
+        return carrier
+
+    def _check_skus(self, client: dict, warehouse_id: str, lines: list[dict]):
+        held = {
+            r["sku"]: r
+            for r in self.store.rows(
+                "SELECT sku, sku_descr, receipt_date FROM stock "
+                "WHERE client_id = ? AND warehouse_id = ?",
+                (client["client_id"], warehouse_id),
+            )
+        }
+        for i, line in enumerate(lines):
+            if line["sku"] not in held:
+                raise ShipperError(
+                    3013,
+                    f"details[{i}].sku: {line['sku']!r} is not held for this "
+                    f"client in {warehouse_id}",
+                )
+        return held
+
+    def _find_order(
+        self, client_id: int, warehouse_id: str, order_no: str
+    ) -> dict | None:
+        return self.store.row(
+            "SELECT * FROM orders WHERE client_id = ? AND warehouse_id = ? "
+            "AND order_no = ?",
+            (client_id, warehouse_id, order_no),
+        )
+
+    def _lines(self, order_id: int) -> list[dict]:
+        return self.store.rows(
+            "SELECT * FROM order_lines WHERE order_id = ? ORDER BY line_no",
+            (order_id,),
+        )
+
+    def _order(self, order_id: int) -> dict:
+        return self.store.row("SELECT * FROM orders WHERE id = ?", (order_id,))
+
+    # ------------------------------------------------ create / update / cancel
+    def create_sales_order(
+        self, client: dict, kind: str, body: dict, request_id: str = ""
+    ) -> dict:
+        """Store a B2C (OMS) or B2B (WMS) order; answer its group key."""
+        self._check_customer(client, kind, body)
+        warehouse_id, order_no = body["warehouse_id"], body[NUMBER_FIELD[kind]]
+
+        with self.store.transaction():
+            self._check_warehouse(client, warehouse_id)
+            carrier = self._check_express(kind, body[EXPRESS_FIELD[kind]])
+            held = self._check_skus(client, warehouse_id, body["details"])
+            if self._find_order(client["client_id"], warehouse_id, order_no):
+                raise ShipperError(
+                    3011,
+                    f"{NUMBER_FIELD[kind]}: {order_no!r} already exists in "
+                    f"{warehouse_id} for this client",
+                )
+
+            now = self.clock.now()
+            group_key = self._group_key(kind, client["client_id"], now)
+            order_id = self._insert_order(
+                client, kind, body, carrier, group_key, request_id, now
+            )
+            self._insert_lines(order_id, kind, body["details"], held)
+            order = self._order(order_id)
+
+            self._enqueue(order, "so_created", views.so_created_payload(order, client))
+            if kind == "B2B":
+                self._record_status(order, client, "00", now)
+            else:
+                self._record_event(order_id, now, "", "REGISTERED", "registered")
+            self._schedule_progression(order, client, now)
+
+        self.clock.wake()
+        log.info("created %s order %s in %s", kind, order_no, warehouse_id)
+        return {"group_key": group_key}
+
+    def _group_key(self, kind: str, client_id: int, now: float) -> str:
+        stamp = datetime.fromtimestamp(now, JAKARTA).strftime("%Y.%m.%d%H%M%S")
+        return f"{GROUP_KEY_PREFIX[kind]}.{stamp}.{client_id}"
+
+    def _insert_order(
+        self,
+        client: dict,
+        kind: str,
+        body: dict,
+        carrier: dict,
+        group_key: str,
+        request_id: str,
+        now: float,
+    ) -> int:
+        yymmdd = datetime.fromtimestamp(now, JAKARTA).strftime("%y%m%d")
+        is_b2c = kind == "B2C"
+        row = {
+            "client_id": client["client_id"],
+            "kind": kind,
+            "warehouse_id": body["warehouse_id"],
+            "order_no": body[NUMBER_FIELD[kind]],
+            "order_type": body["order_type"],
+            "status": "REGISTERED" if is_b2c else "CREATED",
+            "wms_code": None if is_b2c else "00",
+            "last_step": None if is_b2c else "release",
+            "group_key": group_key,
+            "wms_doc_no": "",
+            "fo_number": (
+                f"FO{yymmdd}{self.store.next_number('fo_number'):012d}"
+                if is_b2c
+                else ""
+            ),
+            "delivery_no": "" if is_b2c else body.get("delivery_no", ""),
+            "pack_id": "",
+            "express_code": carrier["express_code"],
+            "express_name": carrier["express_name"],
+            "body": dumps(body),
+            "request_id": request_id,
+            "cancel_reason": "",
+            "progression": None,
+            "created": now,
+            "updated": now,
+            "pgi_time": None,
+        }
+        try:
+            return self.store.insert("orders", row)
+        except sqlite3.IntegrityError as exc:
+            # The unique index is the last word on order numbers.
+            raise ShipperError(3011, f"{row['order_no']!r} already exists") from exc
+
+    def _insert_lines(
+        self, order_id: int, kind: str, details: list[dict], held: dict
+    ) -> None:
+        in_wms = kind == "B2B"
+        for line in details:
+            self.store.insert(
+                "order_lines",
+                {
+                    "order_id": order_id,
+                    "line_no": line["line_no"],
+                    "sku": line["sku"],
+                    "sku_descr": held[line["sku"]]["sku_descr"],
+                    "price": line.get("price", 0),
+                    "qty_ordered": line["qty_ordered"],
+                    "qty_released": line["qty_ordered"] if in_wms else 0,
+                    "qty_allocated": 0,
+                    "qty_picked": 0,
+                    "qty_packed": 0,
+                    "qty_loaded": 0,
+                    "qty_shipped": 0,
+                    "line_code": "",
+                    "mfg_date": line.get("mfg_date", ""),
+                    "exp_date": line.get("exp_date", ""),
+                    "batch_no": line.get("batch_no", ""),
+                    "serial_no": line.get("serial_no", ""),
+                    "receipt_date": "",
+                },
+            )
+
+    def _editable_order(self, client: dict, kind: str, warehouse_id: str,
+                        order_no: str, refused_code: int) -> dict:
+        """The order a cancel or update names, or the error that refuses it."""
+        self._check_warehouse(client, warehouse_id)
+        order = self._find_order(client["client_id"], warehouse_id, order_no)
+        if order is None or order["kind"] != kind:
+            raise ShipperError(
+                3012,
+                f"no {kind} order {order_no!r} in {warehouse_id} for this client",
+            )
+        if order["status"] == "CANCELLED":
+            raise ShipperError(3022, f"order {order_no!r} is already cancelled")
+        if order["status"] not in EDITABLE_STATUSES:
+            raise ShipperError(
+                refused_code,
+                f"order {order_no!r} is {order['status']} (WMS "
+                f"{order['wms_code']}); stock has been allocated to it",
+            )
+        return order
+
+    def update_sales_order(self, client: dict, kind: str, body: dict) -> None:
+        """Replace a not-yet-allocated order and its lines."""
+        self._check_customer(client, kind, body)
+        warehouse_id, order_no = body["warehouse_id"], body[NUMBER_FIELD[kind]]
+
+        with self.store.transaction():
+            order = self._editable_order(client, kind, warehouse_id, order_no, 3021)
+            carrier = self._check_express(kind, body[EXPRESS_FIELD[kind]])
+            held = self._check_skus(client, warehouse_id, body["details"])
+
+            now = self.clock.now()
+            self.store.update(
+                "orders",
+                {"id": order["id"]},
+                {
+                    "order_type": body["order_type"],
+                    "express_code": carrier["express_code"],
+                    "express_name": carrier["express_name"],
+                    "body": dumps(body),
+                    "updated": now,
+                },
+            )
+            if kind == "B2B" and body.get("delivery_no"):
+                self.store.update(
+                    "orders", {"id": order["id"]}, {"delivery_no": body["delivery_no"]}
+                )
+            self.store.execute(
+                "DELETE FROM order_lines WHERE order_id = ?", (order["id"],)
+            )
+            self._insert_lines(order["id"], kind, body["details"], held)
+            if order["last_step"] == "release":
+                self.store.execute(
+                    "UPDATE order_lines SET qty_released = qty_ordered "
+                    "WHERE order_id = ?",
+                    (order["id"],),
+                )
+            self._record_event(
+                order["id"], now, order["wms_code"] or "", order["status"], "updated"
+            )
+        log.info("updated %s order %s in %s", kind, order_no, warehouse_id)
+
+    def cancel_sales_order(self, client: dict, kind: str, cancellation: dict) -> None:
+        """Cancel an order to which no stock has been allocated."""
+        warehouse_id = cancellation["warehouse_id"]
+        order_no = cancellation["order_no"]
+
+        with self.store.transaction():
+            order = self._editable_order(client, kind, warehouse_id, order_no, 3020)
+            now = self.clock.now()
+            self.store.update(
+                "orders",
+                {"id": order["id"]},
+                {
+                    "status": "CANCELLED",
+                    "wms_code": CANCELLED_CODE,
+                    "cancel_reason": cancellation["cancel_reason"],
+                    "updated": now,
+                },
+            )
+            self.store.execute("DELETE FROM jobs WHERE order_id = ?", (order["id"],))
+            self._record_status(self._order(order["id"]), client, CANCELLED_CODE, now)
+
+        self.clock.wake()
+        log.info("cancelled %s order %s in %s", kind, order_no, warehouse_id)
+
+    # --------------------------------------------------------------- reading
+    def list_sales_orders(
+        self, client: dict, outbound_type: str, query: dict
+    ) -> tuple[list[dict], dict]:
+        where = ["client_id = ?"]
+        params: list = [client["client_id"]]
+        if outbound_type == "OMS":
+            where.append("kind = 'B2C'")
+        else:
+            where.append("last_step IS NOT NULL")
+
+        for prefix in ("created", "updated"):
+            start, end = query.get(f"{prefix}_start"), query.get(f"{prefix}_end")
+            if start:
+                where.append(f"{prefix} >= ?")
+                params.append(_jakarta_midnight(start))
+            if end:
+                where.append(f"{prefix} < ?")
+                params.append(_jakarta_midnight(end + timedelta(days=1)))
+        if query.get("warehouse_id"):
+            where.append("warehouse_id = ?")
+            params.append(query["warehouse_id"])
+        if query.get("order_type"):
+            types = ORDER_TYPE_FILTER[query["order_type"]]
+            where.append(f"order_type IN ({', '.join('?' for _ in types)})")
+            params.extend(types)
+        if query.get("so_status"):
+            where.append("status = ?")
+            params.append(query["so_status"])
+
+        clause = " AND ".join(where)
+        total = self.store.value(f"SELECT COUNT(*) FROM orders WHERE {clause}", params)
+        page, limit = query["page"], query["limit"]
+        rows = self.store.rows(
+            f"SELECT * FROM orders WHERE {clause} ORDER BY created DESC, id DESC "
+            "LIMIT ? OFFSET ?",
+            (*params, limit, (page - 1) * limit),
+        )
+        return [views.list_record(o) for o in rows], _pagination(
+            page, limit, len(rows), total
+        )
+
+    def get_sales_order_detail_wms(
+        self, client: dict, warehouse_id: str, order_no: str
+    ) -> dict:
+        order = self._find_order(client["client_id"], warehouse_id, order_no)
+        if order is None or not views.is_in_wms(order):
+            raise ShipperError(
+                10004, f"no order {order_no!r} in the WMS at {warehouse_id}"
+            )
+        return views.wms_detail(order, self._lines(order["id"]))
+
+    def get_sales_order_detail_oms(
+        self, client: dict, warehouse_id: str, order_no: str
+    ) -> dict:
+        order = self._find_order(client["client_id"], warehouse_id, order_no)
+        if order is None or order["kind"] != "B2C":
+            raise ShipperError(
+                10004, f"no B2C order {order_no!r} in the OMS at {warehouse_id}"
+            )
+        return views.oms_detail(order, self._lines(order["id"]), client)
+
+    def get_express_list(self, query: dict) -> tuple[list[dict], dict]:
+        rows = self.store.rows("SELECT * FROM carriers ORDER BY express_code")
+        code = (query.get("express_code") or "").lower()
+        name = (query.get("express_name") or "").lower()
+        kind = query.get("express_type") or ""
+        found = [
+            {"express_code": r["express_code"], "express_name": r["express_name"]}
+            for r in rows
+            if (not code or r["express_code"].lower() == code)
+            and (not name or name in r["express_name"].lower())
+            and (not kind or kind in r["express_type"].split(","))
+        ]
+        return _page(found, query["page"], query["limit"])
+
+    def _oms_stock(self, client_id: int, warehouse_id: str) -> dict[str, int]:
+        """Per SKU, what open orders in the warehouse may still ship."""
+        statuses = ", ".join(f"'{s}'" for s in sorted(OPEN_STATUSES))
+        rows = self.store.rows(
+            f"SELECT l.sku, SUM({_OUTSTANDING_SQL}) AS held "
+            "FROM order_lines l JOIN orders o ON o.id = l.order_id "
+            f"WHERE o.client_id = ? AND o.warehouse_id = ? AND o.status IN ({statuses}) "
+            "GROUP BY l.sku",
+            (client_id, warehouse_id),
+        )
+        return {r["sku"]: r["held"] for r in rows}
+
+    @staticmethod
+    def _sellable(row: dict, held: dict[str, int]) -> int:
+        return max(0, row["qty_on_hand"] - held.get(row["sku"], 0))
+
+    def get_stock(self, client: dict, query: dict) -> tuple[list[dict], dict]:
+        warehouse_id = query["warehouse_code"]
+        self._check_warehouse(client, warehouse_id)
+        rows = self.store.rows(
+            "SELECT * FROM stock WHERE client_id = ? AND warehouse_id = ? "
+            "ORDER BY sku",
+            (client["client_id"], warehouse_id),
+        )
+        if query.get("skus"):
+            wanted = set(query["skus"])
+            rows = [r for r in rows if r["sku"] in wanted]
+
+        held = self._oms_stock(client["client_id"], warehouse_id)
+        kind = query["stock_type"]
+        out = []
+        for r in rows:
+            physical, sellable = r["qty_on_hand"], self._sellable(r, held)
+            qty = {"WMS": physical, "OMS": sellable}.get(kind, min(physical, sellable))
+            out.append(
+                {
+                    "sku": r["sku"],
+                    "sku_descr": r["sku_descr"],
+                    "warehouse_id": warehouse_id,
+                    "qty": qty,
+                }
+            )
+        return _page(out, query["page"], query["limit"])
+
+    def get_stock_by_warehouse(
+        self, client: dict, query: dict
+    ) -> tuple[list[dict], dict]:
+        per_sku: dict[str, list[dict]] = {}
+        for warehouse_id in sorted(self.client_warehouses(client["client_id"])):
+            held = self._oms_stock(client["client_id"], warehouse_id)
+            for r in self.store.rows(
+                "SELECT * FROM stock WHERE client_id = ? AND warehouse_id = ?",
+                (client["client_id"], warehouse_id),
+            ):
+                per_sku.setdefault(r["sku"], []).append(
+                    {"warehouse_id": warehouse_id, "stock": self._sellable(r, held)}
+                )
+        wanted = query.get("skus") or sorted(per_sku)
+        out = [
+            {
+                "sku": sku,
+                "stock": sum(d["stock"] for d in per_sku[sku]),
+                "details": per_sku[sku],
+            }
+            for sku in wanted
+            if sku in per_sku
+        ]
+        return _page(out, query["page"], query["limit"])
+
+    def order_summaries(
+        self, client_id: int | None = None, status: str | None = None,
+        limit: int = 200,
+    ) -> list[dict]:
+        """Orders newest first, for the control API and the dashboard."""
+        where, params = ["1 = 1"], []
+        if client_id is not None:
+            where.append("client_id = ?")
+            params.append(client_id)
+        if status:
+            where.append("status = ?")
+            params.append(status.upper())
+        rows = self.store.rows(
+            f"SELECT * FROM orders WHERE {' AND '.join(where)} "
+            "ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [
+            {
+                "client_id": o["client_id"],
+                "kind": o["kind"],
+                "warehouse_id": o["warehouse_id"],
+                "order_no": o["order_no"],
+                "order_type": o["order_type"],
+                "so_status": o["status"],
+                "wms_code": o["wms_code"] or "",
+                "last_step": o["last_step"] or "",
+                "delivery_no": o["delivery_no"],
+                "progression": self.progression_of(o, self.client(o["client_id"]))[0],
+                "created": o["created"],
+                "updated": o["updated"],
+            }
+            for o in rows
+        ]
+
+    # ------------------------------------------------------------ progression
+    def find_order_for_control(
+        self, warehouse_id: str, order_no: str, client_id: int | None = None
+    ) -> dict:
+        sql = "SELECT * FROM orders WHERE warehouse_id = ? AND order_no = ?"
+        params: list = [warehouse_id, order_no]
+        if client_id is not None:
+            sql += " AND client_id = ?"
+            params.append(client_id)
+        found = self.store.rows(sql, params)
+        if not found:
+            raise ControlError(
+                f"no order {order_no!r} in {warehouse_id}"
+                + (f" for client {client_id}" if client_id is not None else ""),
+                404,
+            )
+        if len(found) > 1:
+            owners = ", ".join(str(o["client_id"]) for o in found)
+            raise ControlError(
+                f"clients {owners} each have an order {order_no!r} in "
+                f"{warehouse_id}; add ?client_id= to say which",
+                409,
+                "client_id",
+            )
+        return found[0]
+
+    def advance_order(self, order_id: int, request: dict) -> dict:
+        """Run warehouse steps on an order (the control API's advance)."""
+        with self.store.transaction():
+            order = self._order(order_id)
+            if "to" in request:
+                self._run_to(order, request["to"])
+            else:
+                step = STEP_BY_NAME[request["step"]]
+                self._run_step(order, step, request.get("lines") or {})
+        self.clock.wake()
+        order = self._order(order_id)
+        return views.wms_detail(order, self._lines(order_id))
+
+    def order_view(self, order_id: int) -> dict:
+        order = self._order(order_id)
+        return views.wms_detail(order, self._lines(order_id))
+
+    def _run_to(self, order: dict, target: str) -> None:
+        target = target.upper()
+        if target in ("REGISTERED", "CANCELLED"):
+            raise ControlError(
+                f"advance cannot reach {target}; "
+                + ("use the cancel endpoint" if target == "CANCELLED" else
+                   "orders start there")
+            )
+        try:
+            steps = steps_to_reach(target)
+        except KeyError:
+            raise ControlError(
+                f"unknown target {target!r}: name an API status such as SHIPPED "
+                "or a WMS code such as 66",
+                field="to",
+            ) from None
+
+        self._refuse_final(order)
+        last = step_index(order["last_step"])
+        if len(steps) - 1 < last:
+            raise ControlError(
+                f"order {order['order_no']} is already {order['status']} "
+                f"(WMS {order['wms_code']}), past {target}"
+            )
+        for step in steps[last + 1 :]:
+            order = self._run_step(order, step, {})
+
+    def _refuse_final(self, order: dict) -> None:
+        if order["status"] in ("CANCELLED", "CLOSED"):
+            raise ControlError(
+                f"order {order['order_no']} is {order['status']}; nothing follows"
+            )
+
+    def _run_step(self, order: dict, step: Step, overrides: dict) -> dict:
+        """Run one warehouse step; ``overrides`` are short quantities per line."""
+        self._refuse_final(order)
+        last, index = step_index(order["last_step"]), step_index(step.name)
+        self._check_step_order(order, step, last, index)
+
+        lines = self._lines(order["id"])
+        targets = self._line_targets(order, step, lines, overrides)
+        now = self.clock.now()
+        client = self.client(order["client_id"])
+        changes: dict = {"last_step": step.name, "updated": now}
+
+        if step.quantity is not None:
+            self._fill_lines(order, step, lines, targets)
+            lines = self._lines(order["id"])
+            is_full = all(ln[step.quantity] >= ln["qty_ordered"] for ln in lines)
+        else:
+            is_full = True
+
+        if step.name == "release":
+            yymmdd = datetime.fromtimestamp(now, JAKARTA).strftime("%y%m%d")
+            changes["wms_doc_no"] = (
+                f"{yymmdd}{self.store.next_number('wms_doc_no'):08d}"
+            )
+        if step.name == "pack":
+            changes["pack_id"] = f"PK{self.store.next_number('pack_id'):010d}"
+        if step.name in ("pack", "ship") and not order["delivery_no"]:
+            changes["delivery_no"] = self._make_awb(order["express_code"])
+        if step.name == "ship":
+            self._issue_goods(order, lines)
+            changes["pgi_time"] = now
+
+        code_before = order["wms_code"]
+        code = code_for(step, is_full)
+        changes["wms_code"] = code
+        changes["status"] = step.status
+        self.store.update("orders", {"id": order["id"]}, changes)
+        order = self._order(order["id"])
+
+        # One status webhook per code reached: a re-run that reaches no new
+        # code sends nothing.
+        if code != code_before:
+            self._record_status(order, client, code, now)
+        if step.name == "ship":
+            lines = self._lines(order["id"])
+            self._enqueue(order, "pgi", views.pgi_payload(order, lines, client, now))
+        return order
+
+    def _check_step_order(
+        self, order: dict, step: Step, last: int, index: int
+    ) -> None:
+        if index == last + 1:
+            return
+        current = f"{order['status']} (WMS {order['wms_code'] or 'none'})"
+        if index > last + 1:
+            raise ControlError(
+                f"{step.name} cannot run yet: order {order['order_no']} is "
+                f"{current}; the next step is {STEPS[last + 1].name}",
+                field="step",
+            )
+        if index < last:
+            raise ControlError(
+                f"{step.name} is over: {order['last_step']} has already run on "
+                f"order {order['order_no']}, and quantities never go backwards",
+                field="step",
+            )
+        if step.quantity is None or step.name in ("release", "ship"):
+            raise ControlError(
+                f"{step.name} runs once and has already run on order "
+                f"{order['order_no']}",
+                field="step",
+            )
+
+    def _line_targets(
+        self, order: dict, step: Step, lines: list[dict], overrides: dict
+    ) -> dict[int, int]:
+        """Resolve ``{"SKU-A": 3, "2": 1}`` to quantities per line number."""
+        by_sku: dict[str, list[int]] = {}
+        for ln in lines:
+            by_sku.setdefault(ln["sku"], []).append(ln["line_no"])
+        numbers = {str(ln["line_no"]) for ln in lines}
+
+        targets: dict[int, int] = {}
+        for key, qty in overrides.items():
+            if key in by_sku:
+                if len(by_sku[key]) > 1:
+                    raise ControlError(
+                        f"{key} is on lines {by_sku[key]}; name the line number "
+                        "instead of the SKU",
+                        field="lines",
+                    )
+                targets[by_sku[key][0]] = qty
+            elif key in numbers:
+                targets[int(key)] = qty
+            else:
+                raise ControlError(
+                    f"order {order['order_no']} has no line or SKU {key!r}",
+                    field="lines",
+                )
+        if step.quantity is None and targets:
+            raise ControlError(f"{step.name} takes no line quantities", field="lines")
+        return targets
+
+    def _fill_lines(
+        self,
+        order: dict,
+        step: Step,
+        lines: list[dict],
+        targets: dict[int, int],
+    ) -> None:
+        moved = 0
+        for ln in lines:
+            cap, current = ln[step.capped_by], ln[step.quantity]
+            target = targets.get(ln["line_no"], cap)
+            if target > cap:
+                raise ControlError(
+                    f"line {ln['line_no']} ({ln['sku']}): {step.name} can reach at "
+                    f"most {cap}, what {step.capped_by} reached; asked for {target}",
+                    field="lines",
+                )
+            if target < current:
+                raise ControlError(
+                    f"line {ln['line_no']} ({ln['sku']}): {step.quantity} is "
+                    f"already {current}; quantities never go backwards",
+                    field="lines",
+                )
+            if step.name == "allocate":
+                target = self._reserve(order, ln, current, target,
+                                       ln["line_no"] in targets)
+            self.store.execute(
+                f"UPDATE order_lines SET {step.quantity} = ?, line_code = ? "
+                "WHERE order_id = ? AND line_no = ?",
+                (
+                    target,
+                    code_for(step, target >= ln["qty_ordered"]),
+                    order["id"],
+                    ln["line_no"],
+                ),
+            )
+            moved += target
+
+        if moved == 0 and step.name != "release":
+            what = "in stock" if step.name == "allocate" else "to work with"
+            raise ControlError(
+                f"{step.name} would move nothing on any line of order "
+                f"{order['order_no']}: nothing {what}",
+                field="step",
+            )
+
+    def _reserve(
+        self, order: dict, line: dict, current: int, target: int, explicit: bool
+    ) -> int:
+        """Take stock for one line; the database decides what is left."""
+        want = target - current
+        if want <= 0:
+            return current
+        row = self.store.row(
+            "SELECT qty_on_hand - qty_reserved AS free FROM stock "
+            "WHERE client_id = ? AND warehouse_id = ? AND sku = ?",
+            (order["client_id"], order["warehouse_id"], line["sku"]),
+        )
+        free = max(0, row["free"]) if row else 0
+        if explicit and want > free:
+            raise ControlError(
+                f"line {line['line_no']} ({line['sku']}): only {free} free in "
+                f"{order['warehouse_id']}, asked to allocate {want} more",
+                field="lines",
+            )
+        take = min(want, free)
+        if take:
+            cursor = self.store.execute(
+                "UPDATE stock SET qty_reserved = qty_reserved + ? "
+                "WHERE client_id = ? AND warehouse_id = ? AND sku = ? "
+                "AND qty_on_hand - qty_reserved >= ?",
+                (take, order["client_id"], order["warehouse_id"], line["sku"], take),
+            )
+            if cursor.rowcount != 1:
+                raise ControlError(f"stock of {line['sku']} changed; try again", 409)
+        return current + take
+
+    def _issue_goods(self, order: dict, lines: list[dict]) -> None:
+        """Goods issue: shipped units leave, the rest of the reservation frees."""
+        for ln in lines:
+            self.store.execute(
+                "UPDATE stock SET qty_on_hand = qty_on_hand - ?, "
+                "qty_reserved = MAX(0, qty_reserved - ?) "
+                "WHERE client_id = ? AND warehouse_id = ? AND sku = ?",
+                (
+                    ln["qty_shipped"],
+                    ln["qty_allocated"],
+                    order["client_id"],
+                    order["warehouse_id"],
+                    ln["sku"],
+                ),
+            )
+            receipt = self.store.value(
+                "SELECT receipt_date FROM stock WHERE client_id = ? "
+                "AND warehouse_id = ? AND sku = ?",
+                (order["client_id"], order["warehouse_id"], ln["sku"]),
+            )
+            self.store.execute(
+                "UPDATE order_lines SET receipt_date = ? "
+                "WHERE order_id = ? AND line_no = ?",
+                (receipt or "", order["id"], ln["line_no"]),
+            )
+
+    def _make_awb(self, express_code: str) -> str:
+        carrier = self.store.row(
+            "SELECT awb_prefix, awb_digits FROM carriers WHERE express_code = ?",
+            (express_code,),
+        )
+        prefix = carrier["awb_prefix"] if carrier else "AWB"
+        digits = carrier["awb_digits"] if carrier else 12
+        return prefix + "".join(str(self.rng.randrange(10)) for _ in range(digits))
+
+    # -- timed progression
+    def progression_of(self, order: dict, client: dict) -> tuple[str, float]:
+        delay = self.config.step_delay if self.config.auto else client["step_delay"]
+        if order["progression"]:
+            return order["progression"], delay
+        mode = "auto" if self.config.auto else client["progression"]
+        return mode, delay
+
+    def _schedule_progression(self, order: dict, client: dict, now: float) -> None:
+        mode, delay = self.progression_of(order, client)
+        if mode == "auto" and order["status"] not in ("CANCELLED", "CLOSED"):
+            self.store.execute(
+                "INSERT OR REPLACE INTO jobs (order_id, due_at) VALUES (?, ?)",
+                (order["id"], now + delay),
+            )
+        else:
+            self.store.execute("DELETE FROM jobs WHERE order_id = ?", (order["id"],))
+
+    def set_order_progression(self, order_id: int, mode: str) -> dict:
+        with self.store.transaction():
+            self.store.update("orders", {"id": order_id}, {"progression": mode})
+            order = self._order(order_id)
+            self._schedule_progression(
+                order, self.client(order["client_id"]), self.clock.now()
+            )
+        self.clock.wake()
+        return {"order_no": order["order_no"], "progression": mode}
+
+    def next_job_due(self) -> float | None:
+        return self.store.value("SELECT MIN(due_at) FROM jobs")
+
+    def run_due_jobs(self) -> int:
+        """Run every timed step that is due; answers how many ran."""
+        now = self.clock.now()
+        due = self.store.rows(
+            "SELECT order_id FROM jobs WHERE due_at <= ? ORDER BY due_at", (now,)
+        )
+        for job in due:
+            self._run_job(job["order_id"], now)
+        if due:
+            self.clock.wake()
+        return len(due)
+
+    def _run_job(self, order_id: int, now: float) -> None:
+        with self.store.transaction():
+            order = self._order(order_id)
+            self.store.execute("DELETE FROM jobs WHERE order_id = ?", (order_id,))
+            if order is None or order["status"] in ("CANCELLED", "CLOSED"):
+                return
+            client = self.client(order["client_id"])
+            step = STEPS[step_index(order["last_step"]) + 1]
+            try:
+                with self.store.transaction():
+                    order = self._run_step(order, step, {})
+            except ControlError as exc:
+                # Typically allocation waiting for stock: try again later.
+                log.info("timed %s of %s waits: %s", step.name, order["order_no"],
+                         exc.message)
+            self._schedule_progression(order, client, now)
+
+    # ------------------------------------------------------------ webhooks
+    def _record_event(
+        self, order_id: int, now: float, code: str, status: str, note: str
+    ) -> None:
+        from .statuses import WMS_CODE_NAMES
+
+        self.store.insert(
+            "order_events",
+            {
+                "order_id": order_id,
+                "time": now,
+                "code": code,
+                "name": WMS_CODE_NAMES.get(code, status),
+                "status": status,
+                "note": note,
+            },
+        )
+
+    def _record_status(self, order: dict, client: dict, code: str, now: float):
+        self._record_event(order["id"], now, code, order["status"], "status")
+        self._enqueue(order, "status", views.status_payload(order, client, code, now))
+
+    def _enqueue(self, order: dict, event: str, payload: dict) -> None:
+        self.store.insert(
+            "deliveries",
+            {
+                "client_id": order["client_id"],
+                "order_id": order["id"],
+                "order_no": order["order_no"],
+                "warehouse_id": order["warehouse_id"],
+                "event": event,
+                "payload": dumps(payload),
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": self.clock.now(),
+                "created": self.clock.now(),
+                "redelivery_of": None,
+            },
+        )
+
+
+def _jakarta_midnight(day: date) -> float:
+    return datetime(day.year, day.month, day.day, tzinfo=JAKARTA).timestamp()
+
+
+def _pagination(page: int, limit: int, count: int, total: int) -> dict:
+    return {
+        "current_page": page,
+        "current_elements": count,
+        "total_pages": (total + limit - 1) // limit,
+        "total_elements": total,
+    }
+
+
+def _page(items: list, page: int, limit: int) -> tuple[list, dict]:
+    chunk = items[(page - 1) * limit : page * limit]
+    return chunk, _pagination(page, limit, len(chunk), len(items))

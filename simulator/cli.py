@@ -1,0 +1,170 @@
+"""The ``shipper-sim`` command: serve, run a scenario, list scenarios."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+from .app import create_app
+from .config import Config
+
+log = logging.getLogger("simulator")
+
+
+def _delays(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds separated by commas, like 1,2,4; got {text!r}"
+        ) from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError("give at least one delay, none negative")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shipper-sim",
+        description="A local simulator of Shipper's OMS/WMS outbound API.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="start the API with the built-in fixtures")
+    add_server_options(serve)
+
+    run = sub.add_parser("run", help="run a scenario file")
+    run.add_argument("scenario", help="a .toml file, or the name of a built-in one")
+    run.add_argument(
+        "--client-url", default="", help="send the webhooks here (your receiver)"
+    )
+    run.add_argument(
+        "--simulator-url",
+        default="",
+        help="use a simulator that is already running instead of a fresh one",
+    )
+    run.add_argument("-v", "--verbose", action="store_true")
+
+    sub.add_parser("scenarios", help="list the built-in scenarios")
+    return parser
+
+
+def add_server_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--db", default=None, help="SQLite file; in memory if not given")
+    p.add_argument("--fixtures", default=None, help="a fixtures folder of your own")
+    p.add_argument(
+        "--webhook-url", default="", help="webhook URL for clients without one"
+    )
+    p.add_argument(
+        "--auto", action="store_true", help="move every order on by itself"
+    )
+    p.add_argument(
+        "--step-delay", type=float, default=2.0, help="seconds between timed steps"
+    )
+    p.add_argument(
+        "--retry-delays",
+        type=_delays,
+        default=(1.0, 2.0, 4.0),
+        help="seconds before each webhook retry, e.g. 1,2,4",
+    )
+    p.add_argument(
+        "--webhook-timeout", type=float, default=5.0, help="seconds per attempt"
+    )
+    p.add_argument("--seed", type=int, default=20221)
+    p.add_argument("-v", "--verbose", action="store_true", help="log every request")
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    return Config(
+        db_path=args.db,
+        fixtures_dir=Path(args.fixtures) if args.fixtures else None,
+        webhook_url=args.webhook_url,
+        auto=args.auto,
+        step_delay=args.step_delay,
+        retry_delays=args.retry_delays,
+        webhook_timeout=args.webhook_timeout,
+        seed=args.seed,
+    )
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def serve(args: argparse.Namespace) -> int:
+    setup_logging(args.verbose)
+    try:
+        app = create_app(config_from(args))
+    except (OSError, ValueError) as exc:
+        print(f"shipper-sim: cannot start: {exc}", file=sys.stderr)
+        return 2
+    simulator = app.extensions["shipper_sim"]
+
+    try:
+        server = make_server(args.host, args.port, app, threaded=True)
+    except OSError as exc:
+        print(f"shipper-sim: cannot listen on {args.host}:{args.port}: {exc}",
+              file=sys.stderr)
+        simulator.stop()
+        return 2
+
+    _stop_on_signals(server)
+    demo = simulator.backend.clients()[0]
+    print(
+        f"shipper-sim listening on http://{args.host}:{server.port}\n"
+        f"  demo API key: {demo['api_key']} (client {demo['client_id']}, "
+        f"{demo['tenant_name']})\n"
+        f"  state: {args.db or 'in memory'}; progression: "
+        f"{'automatic' if args.auto else 'manual (POST /_sim/orders/.../advance)'}",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    finally:
+        simulator.stop()
+        simulator.store.close()
+    return 0
+
+
+def _stop_on_signals(server) -> None:
+    def stop(signum, frame):
+        # shutdown() waits for serve_forever to return: call it off this thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    if args.command == "run":
+        from .scenarios import run_scenario_command
+
+        setup_logging(args.verbose)
+        return run_scenario_command(args.scenario, args.client_url, args.simulator_url)
+    if args.command == "scenarios":
+        from .scenarios import list_builtin
+
+        for name, title in list_builtin():
+            print(f"{name:32} {title}")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""One clock for the whole simulator: real time, or virtual when a test says so.
+
+Everything that schedules (webhook retries, timed progression) asks this
+object for the time and waits on it, so a frozen clock that is moved forward
+runs the same schedule in milliseconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta, timezone
+
+JAKARTA = timezone(timedelta(hours=7), "WIB")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self._frozen_at: float | None = None
+        self._changed = threading.Condition()
+        # A wake that comes while nobody waits is kept for the next wait.
+        self._woken = False
+
+    # -- reading
+    def now(self) -> float:
+        """Unix seconds."""
+        frozen = self._frozen_at
+        return time.time() if frozen is None else frozen
+
+    @property
+    def is_frozen(self) -> bool:
+        return self._frozen_at is not None
+
+    # -- moving (virtual time)
+    def freeze(self, at: float | None = None) -> None:
+        with self._changed:
+            self._frozen_at = self.now() if at is None else at
+            self._woken = True
+            self._changed.notify_all()
+
+    def advance(self, seconds: float) -> float:
+        with self._changed:
+            if self._frozen_at is None:
+                self._frozen_at = time.time()
+            self._frozen_at += seconds
+            self._woken = True
+            self._changed.notify_all()
+            return self._frozen_at
+
+    def unfreeze(self) -> None:
+        with self._changed:
+            self._frozen_at = None
+            self._woken = True
+            self._changed.notify_all()
+
+    # -- waiting
+    def wake(self) -> None:
+        """Wake every waiter, e.g. because new work was written."""
+        with self._changed:
+            self._woken = True
+            self._changed.notify_all()
+
+    def wait(self, seconds: float) -> None:
+        """Sleep up to ``seconds`` of real time, or until woken."""
+        with self._changed:
+            if not self._woken:
+                self._changed.wait(timeout=max(0.0, seconds))
+            self._woken = False
+
+
+def jakarta_text(ts: float) -> str:
+    """``yyyy-MM-dd HH:mm:ss`` in Asia/Jakarta, as lists and webhooks show it."""
+    return datetime.fromtimestamp(ts, JAKARTA).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso_utc(ts: float) -> str:
+    """``yyyy-MM-ddTHH:mm:ssZ``, as detail responses show times."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_jakarta_text(text: str) -> float:
+    """Unix seconds of a ``yyyy-MM-dd HH:mm:ss`` string read as Jakarta time."""
+    naive = datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
+    return naive.replace(tzinfo=JAKARTA).timestamp()
+
+
+def parse_iso_utc(text: str) -> float:
+    """Unix seconds of a ``yyyy-MM-ddTHH:mm:ssZ`` string."""
+    naive = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    return naive.replace(tzinfo=UTC).timestamp()

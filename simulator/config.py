@@ -1,0 +1,32 @@
+"""Settings of one simulator instance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Config:
+    # Where state lives: None for an in-memory database, else a file path.
+    db_path: str | None = None
+    # Fixtures to load at start and on reset; None for the built-in ones.
+    fixtures_dir: Path | None = None
+    # Webhook URL for clients that have none of their own.
+    webhook_url: str = ""
+    # Move every new order through the warehouse steps on its own.
+    auto: bool = False
+    # Seconds between two timed steps (clients may set their own).
+    step_delay: float = 2.0
+    # Seconds before each retry of a failed webhook; Shipper retries at most 3x.
+    retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0)
+    webhook_timeout: float = 5.0
+    # One seed for AWBs and anything else the simulator makes up.
+    seed: int = 20221
+    # Requests kept in the journal.
+    journal_size: int = 2000
+    # Bodies larger than this are refused before they are read.
+    max_body_bytes: int = 1_000_000
+    # Start the webhook dispatcher and progression scheduler threads.
+    start_workers: bool = True
+    extra: dict = field(default_factory=dict)

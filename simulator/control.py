@@ -1,0 +1,236 @@
+"""The simulator's own control API under ``/_sim`` (not Shipper's).
+
+JSON in and out, no API key. Refusals answer ``{"error": ..., "field": ...}``
+with a 4xx status, in plain words a person can act on.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, current_app, request
+
+from . import schemas
+from .errors import ControlError, InvalidInput, ShipperError
+from .statuses import API_STATUSES, STEPS, WMS_CODE_NAMES
+
+bp = Blueprint("control", __name__, url_prefix="/_sim")
+
+
+def sim():
+    return current_app.extensions["shipper_sim"]
+
+
+def body_of(schema) -> dict:
+    try:
+        data = json.loads(request.get_data(cache=True) or b"null")
+    except ValueError as exc:
+        raise ControlError(f"body is not valid JSON: {exc}") from None
+    try:
+        return schemas.load_body(schema, data)
+    except InvalidInput as exc:
+        field = exc.reason.split(":", 1)[0].split(";")[0].strip()
+        raise ControlError(exc.reason, 400, field) from None
+
+
+def int_arg(name: str) -> int | None:
+    value = request.args.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ControlError(f"{name} must be a whole number, got {value!r}",
+                           400, name) from None
+
+
+@bp.errorhandler(ControlError)
+def control_error(exc: ControlError):
+    body = {"error": exc.message}
+    if exc.field:
+        body["field"] = exc.field
+    return body, exc.status
+
+
+@bp.get("/health")
+def health():
+    return {"status": "ok"}
+
+
+@bp.post("/reset")
+def reset():
+    return sim().backend.reset(int_arg("client_id"))
+
+
+# -- clients and stock
+
+
+@bp.get("/clients")
+def list_clients():
+    return {"clients": sim().backend.clients()}
+
+
+@bp.post("/clients")
+def add_client():
+    data = body_of(schemas.ClientSchema)
+    return sim().backend.add_client(data), 201
+
+
+@bp.get("/clients/<int:client_id>")
+def get_client(client_id: int):
+    backend = sim().backend
+    return backend.describe_client(backend.client(client_id))
+
+
+@bp.patch("/clients/<int:client_id>")
+def update_client(client_id: int):
+    data = body_of(schemas.ClientUpdateSchema)
+    return sim().backend.update_client(client_id, data)
+
+
+@bp.put("/stock")
+def set_stock():
+    return sim().backend.set_stock(body_of(schemas.StockSetSchema))
+
+
+@bp.get("/stock")
+def list_stock():
+    client_id = int_arg("client_id")
+    if client_id is None:
+        raise ControlError("add ?client_id= to say whose stock", 400, "client_id")
+    sim().backend.client(client_id)
+    return {"stock": sim().backend.stock_levels(client_id)}
+
+
+# -- orders
+
+
+@bp.get("/orders")
+def list_orders():
+    return {
+        "orders": sim().backend.order_summaries(
+            client_id=int_arg("client_id"),
+            status=request.args.get("status") or None,
+            limit=int_arg("limit") or 200,
+        )
+    }
+
+
+def order_ref(warehouse_id: str, order_no: str) -> dict:
+    return sim().backend.find_order_for_control(
+        warehouse_id, order_no, int_arg("client_id")
+    )
+
+
+@bp.get("/orders/<warehouse_id>/<order_no>")
+def order_timeline(warehouse_id: str, order_no: str):
+    order = order_ref(warehouse_id, order_no)
+    return sim().timeline(order)
+
+
+@bp.post("/orders/<warehouse_id>/<order_no>/advance")
+def advance_order(warehouse_id: str, order_no: str):
+    order = order_ref(warehouse_id, order_no)
+    request_body = body_of(schemas.AdvanceSchema)
+    outbound = sim().backend.advance_order(order["id"], request_body)
+    return sim().detail_envelope(request.path, outbound)
+
+
+@bp.put("/orders/<warehouse_id>/<order_no>/progression")
+def set_progression(warehouse_id: str, order_no: str):
+    order = order_ref(warehouse_id, order_no)
+    data = body_of(schemas.ProgressionSchema)
+    return sim().backend.set_order_progression(order["id"], data["mode"])
+
+
+@bp.post("/orders/<warehouse_id>/<order_no>/cancel")
+def cancel_order(warehouse_id: str, order_no: str):
+    """Cancel as the order's client would, answering Shipper's own body."""
+    order = order_ref(warehouse_id, order_no)
+    backend = sim().backend
+    client = backend.client(order["client_id"])
+    payload = request.get_json(silent=True) or {}
+    cancellation = {
+        "order_no": order["order_no"],
+        "warehouse_id": order["warehouse_id"],
+        "cancel_reason": str(payload.get("cancel_reason") or "cancelled from control")[
+            :50
+        ],
+    }
+    kind_path = "oms" if order["kind"] == "B2C" else "wms"
+    path = f"/v3/fulfillment/outbound/{kind_path}/cancel"
+    try:
+        backend.cancel_sales_order(client, order["kind"], cancellation)
+    except ShipperError as exc:
+        body, status = sim().error_envelope(path, exc)
+        return {"shipper_status": status, "shipper_body": body,
+                "reason": exc.reason}, 200
+    return {"shipper_status": 200,
+            "shipper_body": sim().success_envelope(path), "reason": ""}, 200
+
+
+# -- webhooks and the journal
+
+
+@bp.get("/webhooks")
+def list_webhooks():
+    return {
+        "webhooks": sim().outbox.list(
+            client_id=int_arg("client_id"),
+            order_no=request.args.get("order_no") or None,
+            event=request.args.get("event") or None,
+            state=request.args.get("state") or None,
+            limit=int_arg("limit") or 500,
+        )
+    }
+
+
+@bp.get("/webhooks/<int:delivery_id>")
+def get_webhook(delivery_id: int):
+    found = sim().outbox.get(delivery_id)
+    if found is None:
+        raise ControlError(f"no webhook delivery {delivery_id}", 404)
+    return found
+
+
+@bp.post("/webhooks/<int:delivery_id>/redeliver")
+def redeliver_webhook(delivery_id: int):
+    found = sim().outbox.redeliver(delivery_id)
+    if found is None:
+        raise ControlError(f"no webhook delivery {delivery_id}", 404)
+    return found, 202
+
+
+@bp.get("/requests")
+def list_requests():
+    status = int_arg("status")
+    return {
+        "requests": sim().journal.list(
+            client_id=int_arg("client_id"),
+            path=request.args.get("path") or None,
+            status=status,
+            method=request.args.get("method") or None,
+            limit=int_arg("limit") or 100,
+        )
+    }
+
+
+# -- reference
+
+
+@bp.get("/statuses")
+def status_table():
+    """The status ladder, as the dashboard and the docs read it."""
+    return {
+        "api_statuses": list(API_STATUSES),
+        "steps": [
+            {
+                "name": s.name,
+                "status": s.status,
+                "partial_code": s.partial_code,
+                "full_code": s.full_code,
+            }
+            for s in STEPS
+        ],
+        "wms_codes": WMS_CODE_NAMES,
+    }

@@ -1,0 +1,58 @@
+"""Shipper's response envelope, and the gateway's own 401 shape."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from http import HTTPStatus
+
+from .errors import ERROR_CODES
+
+
+def reason_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+def metadata(path: str, status: int) -> dict:
+    return {
+        "path": path,
+        "http_status_code": status,
+        "http_status": reason_phrase(status),
+        "timestamp": int(time.time()),
+    }
+
+
+def success(path: str, data=None, pagination: dict | None = None) -> dict:
+    body: dict = {"metadata": metadata(path, 200)}
+    if data is not None:
+        body["data"] = data
+    if pagination is not None:
+        body["pagination"] = pagination
+    return body
+
+
+def error(path: str, code: int, status: int | None = None) -> tuple[dict, int]:
+    """The envelope of one of Shipper's error codes; answers (body, status)."""
+    known = ERROR_CODES[code]
+    status = status or known.http_status
+    md = metadata(path, status)
+    md["errors"] = [{"code": code, "message": known.message}]
+    return {"metadata": md}, status
+
+
+def unauthorized(method: str, path: str) -> dict:
+    """The API gateway's 401, which differs from every other error body."""
+    inner = path.replace("/v3/", "/v1/", 1)
+    return {
+        "metadata": {
+            "path": path,
+            "status_code": 401,
+            "status": "Unauthorized",
+            "message": f"{method} {inner} [401] Unauthorized",
+            "error": {"code": 802, "message": ERROR_CODES[802].message},
+            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+    }

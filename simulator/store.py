@@ -1,0 +1,311 @@
+"""The store: one SQLite database, through sqlite-utils.
+
+``:memory:`` by default, a file (in WAL mode) with ``--db``. Every operation
+runs inside :meth:`Store.transaction`, one ``BEGIN IMMEDIATE`` transaction
+under one lock, so concurrent requests never interleave their writes and a
+refused step leaves nothing half-written. Writes inside a transaction use
+plain SQL: sqlite-utils' insert helpers commit on their own.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlite_utils
+
+SCHEMA: dict[str, dict[str, Any]] = {
+    "meta": {"columns": {"key": str, "value": int}, "pk": "key"},
+    "warehouses": {
+        "columns": {"warehouse_id": str, "name": str, "city": str, "address": str},
+        "pk": "warehouse_id",
+    },
+    "carriers": {
+        "columns": {
+            "express_code": str,
+            "express_name": str,
+            "express_type": str,
+            "awb_prefix": str,
+            "awb_digits": int,
+        },
+        "pk": "express_code",
+    },
+    "clients": {
+        "columns": {
+            "client_id": int,
+            "api_key": str,
+            "tenant_name": str,
+            "oms_customer_id": str,
+            "wms_customer_id": str,
+            "webhook_url": str,
+            "progression": str,
+            "step_delay": float,
+            "from_fixtures": int,
+        },
+        "pk": "client_id",
+    },
+    "client_warehouses": {
+        "columns": {"client_id": int, "warehouse_id": str},
+        "pk": ("client_id", "warehouse_id"),
+    },
+    "stock": {
+        "columns": {
+            "client_id": int,
+            "warehouse_id": str,
+            "sku": str,
+            "sku_descr": str,
+            # Physically in the warehouse; drops when an order ships.
+            "qty_on_hand": int,
+            # Allocated to orders that have not shipped yet.
+            "qty_reserved": int,
+            # What a reset of this client restores.
+            "qty_baseline": int,
+            "receipt_date": str,
+        },
+        "pk": ("client_id", "warehouse_id", "sku"),
+    },
+    "orders": {
+        "columns": {
+            "id": int,
+            "client_id": int,
+            "kind": str,
+            "warehouse_id": str,
+            "order_no": str,
+            "order_type": str,
+            "status": str,
+            "wms_code": str,
+            "last_step": str,
+            "group_key": str,
+            "wms_doc_no": str,
+            "fo_number": str,
+            "delivery_no": str,
+            "pack_id": str,
+            "express_code": str,
+            "express_name": str,
+            "body": str,
+            "request_id": str,
+            "cancel_reason": str,
+            "progression": str,
+            "created": float,
+            "updated": float,
+            "pgi_time": float,
+        },
+        "pk": "id",
+    },
+    "order_lines": {
+        "columns": {
+            "order_id": int,
+            "line_no": int,
+            "sku": str,
+            "sku_descr": str,
+            "price": float,
+            "qty_ordered": int,
+            "qty_released": int,
+            "qty_allocated": int,
+            "qty_picked": int,
+            "qty_packed": int,
+            "qty_loaded": int,
+            "qty_shipped": int,
+            "line_code": str,
+            "mfg_date": str,
+            "exp_date": str,
+            "batch_no": str,
+            "serial_no": str,
+            "receipt_date": str,
+        },
+        "pk": ("order_id", "line_no"),
+    },
+    "order_events": {
+        "columns": {
+            "id": int,
+            "order_id": int,
+            "time": float,
+            "code": str,
+            "name": str,
+            "status": str,
+            "note": str,
+        },
+        "pk": "id",
+    },
+    "deliveries": {
+        "columns": {
+            "id": int,
+            "client_id": int,
+            "order_id": int,
+            "order_no": str,
+            "warehouse_id": str,
+            "event": str,
+            "payload": str,
+            "state": str,
+            "attempts": int,
+            "next_attempt_at": float,
+            "created": float,
+            "redelivery_of": int,
+        },
+        "pk": "id",
+    },
+    "delivery_attempts": {
+        "columns": {
+            "id": int,
+            "delivery_id": int,
+            "n": int,
+            "time": float,
+            "url": str,
+            "status_code": int,
+            "duration_ms": float,
+            "error": str,
+        },
+        "pk": "id",
+    },
+    "journal": {
+        "columns": {
+            "id": int,
+            "time": float,
+            "request_id": str,
+            "client_id": int,
+            "method": str,
+            "path": str,
+            "status": int,
+            "code": int,
+            "reason": str,
+            "request_body": str,
+            "response_body": str,
+            "duration_ms": float,
+        },
+        "pk": "id",
+    },
+    "jobs": {
+        "columns": {"order_id": int, "due_at": float},
+        "pk": "order_id",
+    },
+}
+
+INDEXES: list[tuple[str, list[str], bool]] = [
+    ("clients", ["api_key"], True),
+    ("orders", ["client_id", "warehouse_id", "order_no"], True),
+    ("orders", ["client_id", "kind", "created"], False),
+    ("order_events", ["order_id"], False),
+    ("deliveries", ["state", "order_id", "id"], False),
+    ("deliveries", ["order_id"], False),
+    ("delivery_attempts", ["delivery_id"], False),
+    ("journal", ["client_id"], False),
+    ("jobs", ["due_at"], False),
+]
+
+# Tables that hold what happened, as opposed to master data.
+ACTIVITY_TABLES = (
+    "order_lines",
+    "order_events",
+    "delivery_attempts",
+    "deliveries",
+    "jobs",
+    "orders",
+    "journal",
+)
+
+
+class Store:
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path or ":memory:"
+        conn = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=30
+        )
+        conn.row_factory = sqlite3.Row
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.RLock()
+        self._depth = 0
+
+        if self.path != ":memory:":
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        self._create_tables()
+
+    def _create_tables(self) -> None:
+        for name, spec in SCHEMA.items():
+            self.db[name].create(spec["columns"], pk=spec["pk"], if_not_exists=True)
+        for table, columns, unique in INDEXES:
+            self.db[table].create_index(columns, unique=unique, if_not_exists=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.conn.close()
+
+    # -- transactions
+    @contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """One exclusive unit of work; nested calls join the outer one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self
+                finally:
+                    self._depth -= 1
+                return
+
+            self.db.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self
+            except BaseException:
+                self.db.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.db.conn.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    # -- reading
+    def rows(self, sql: str, params: tuple | dict = ()) -> list[dict]:
+        with self._lock:
+            return [dict(r) for r in self.db.conn.execute(sql, params).fetchall()]
+
+    def row(self, sql: str, params: tuple | dict = ()) -> dict | None:
+        with self._lock:
+            found = self.db.conn.execute(sql, params).fetchone()
+        return dict(found) if found is not None else None
+
+    def value(self, sql: str, params: tuple | dict = ()) -> Any:
+        with self._lock:
+            found = self.db.conn.execute(sql, params).fetchone()
+        return found[0] if found is not None else None
+
+    # -- writing (call inside a transaction)
+    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self.db.conn.execute(sql, params)
+
+    def insert(self, table: str, row: dict) -> int:
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        cursor = self.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values())
+        )
+        return cursor.lastrowid
+
+    def update(self, table: str, where: dict, values: dict) -> int:
+        sets = ", ".join(f"{k} = ?" for k in values)
+        conds = " AND ".join(f"{k} = ?" for k in where)
+        cursor = self.execute(
+            f"UPDATE {table} SET {sets} WHERE {conds}",
+            (*values.values(), *where.values()),
+        )
+        return cursor.rowcount
+
+    def next_number(self, key: str) -> int:
+        """A counter that survives restarts (document numbers, pack ids)."""
+        self.execute(
+            "INSERT INTO meta (key, value) VALUES (?, 1) "
+            "ON CONFLICT(key) DO UPDATE SET value = value + 1",
+            (key,),
+        )
+        return self.value("SELECT value FROM meta WHERE key = ?", (key,))
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
