@@ -1,10 +1,10 @@
 """Validation of every request body and query string, one schema per table.
 
 Each schema below mirrors a field table of the contract (SPEC sections 3 and
-6), row by row. Types are strict, as Shipper's Go backend is: a number where a
-string belongs is refused, ``true`` is not an int and ``null`` is never a
-value. Optional fields are filled with their empty value (``""`` or ``0``), so
-a loaded order always has every field of its table.
+6), row by row. Types are strict [decided]: a number where a string belongs is
+refused, ``true`` is not an int and ``null`` is never a value. Optional fields
+are filled with their empty value (``""`` or ``0``), so a loaded order always
+has every field of its table.
 
 Two calls are the public way in: :func:`load_body` and :func:`load_query`.
 Both raise :class:`~simulator.errors.InvalidInput` (Shipper's 810) whose
@@ -524,7 +524,9 @@ def _check_count(value: object, minimum: int, maximum: int | None, noun: str) ->
         raise _refuse(f"must be a list of {noun}", value)
 
     if len(value) < minimum:
-        raise ValidationError(f"must hold at least {minimum} {noun}, got none")
+        if minimum == 1:
+            raise _refuse("must not be empty", value)
+        raise ValidationError(f"must hold at least {minimum} {noun}, got {len(value)}")
     if maximum is not None and len(value) > maximum:
         raise ValidationError(f"must hold at most {maximum} {noun}, got {len(value)}")
 
@@ -887,6 +889,28 @@ class ClientSchema(_Body):
             seen.add(warehouse_id)
 
 
+class ClientUpdateSchema(_Body):
+    """PATCH /_sim/clients/<id>: change what a client has set up.
+
+    Loads only the fields that were sent, so the others stay as they are.
+    """
+
+    tenant_name = StrictString(200)
+    webhook_url = StrictString(validate=_check_webhook_url)
+    progression = Choice(PROGRESSIONS)
+    step_delay = StrictNumber(0, MAX_STEP_DELAY)
+
+    @post_load(pass_original=True)
+    def _only_sent(self, data: dict, original: dict, **kwargs: Any) -> dict:
+        return {k: v for k, v in data.items() if k in original}
+
+
+class ProgressionSchema(_Body):
+    """PUT /_sim/orders/.../progression: how one order moves on."""
+
+    mode = Choice(PROGRESSIONS, required=True)
+
+
 class StockSetSchema(_Body):
     """PUT /_sim/stock: set one SKU's physical stock in one warehouse."""
 
@@ -900,8 +924,9 @@ class StockSetSchema(_Body):
 class AdvanceSchema(_Body):
     """POST /_sim/orders/.../advance: ``to`` a status, or one ``step``.
 
-    Only the shape is checked here; whether the move is allowed is the order
-    model's question.
+    Loads as ``{"to": ...}`` or ``{"step": ..., "lines": {...}}``. Only the
+    shape is checked here; whether the move is allowed is the order model's
+    question.
     """
 
     to = StrictString(20, validate=_check_status_target)
@@ -921,10 +946,13 @@ class AdvanceSchema(_Body):
         if "lines" in original and not data["step"]:
             raise ValidationError("only allowed with 'step'", field_name="lines")
 
+    # Loaded as exactly one of the two shapes, so that "to" in the result
+    # says which was meant.
     @post_load
-    def _upper_case_status(self, data: dict, **kwargs: Any) -> dict:
-        data["to"] = data["to"].upper()
-        return data
+    def _one_shape(self, data: dict, **kwargs: Any) -> dict:
+        if data["to"]:
+            return {"to": data["to"].upper()}
+        return {"step": data["step"], "lines": data["lines"]}
 
 
 # -- Loading ------------------------------------------------------------------

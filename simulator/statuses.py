@@ -122,3 +122,50 @@ def steps_to_reach(target: str) -> list[Step]:
         if target in (step.status, step.full_code, step.partial_code):
             return list(STEPS[: i + 1])
     raise KeyError(target)
+
+
+def as_markdown() -> str:
+    """The ladder as a page for the docs (``python -m simulator.statuses``)."""
+    out = [
+        "# Order statuses",
+        "",
+        "An order moves through the warehouse steps in this order. Each step",
+        "takes its *partial* code when some line holds less than was ordered,",
+        "and its *full* code when every line holds all of it.",
+        "",
+        "| step | API status (`so_status`) | partial code | full code | fills |",
+        "|---|---|---|---|---|",
+    ]
+    for s in STEPS:
+        partial = f"`{s.partial_code}` {WMS_CODE_NAMES[s.partial_code]}" if (
+            s.partial_code
+        ) else ""
+        full = f"`{s.full_code}` {WMS_CODE_NAMES[s.full_code]}"
+        fills = f"`{s.quantity}` (up to `{s.capped_by}`)" if s.quantity else ""
+        out.append(f"| {s.name} | {s.status} | {partial} | {full} | {fills} |")
+    out += [
+        f"| cancel | CANCELLED | | `{CANCELLED_CODE}` "
+        f"{WMS_CODE_NAMES[CANCELLED_CODE]} | |",
+        "",
+        "- `REGISTERED` is a B2C order in the OMS before release (sub-order",
+        f"  `{PENDING_AUDIT}`); B2B orders start in the WMS at `CREATED` (`00`).",
+        "- Cancel and update are allowed only in "
+        + ", ".join(f"`{s}`" for s in API_STATUSES if s in EDITABLE_STATUSES)
+        + ": once any stock is allocated they are refused (3020, 3021).",
+        "- Allocation reserves stock and takes what there is, so a short",
+        "  warehouse leaves an order at `30`. A step may run again, topping",
+        "  lines up, until the next step starts; then a shortfall is for good.",
+        "- Ship is the goods issue: stock leaves the warehouse, the rest of the",
+        "  reservation is freed, and the PGI webhook says what actually left.",
+        "- Each new code sends one status webhook; a cancel sends `90`, and",
+        "  nothing follows it.",
+        "",
+        "Drive an order with `POST /_sim/orders/{warehouse_id}/{order_no}/advance`",
+        "(see [the control API](control-api.md)).",
+        "",
+    ]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(as_markdown(), end="")

@@ -272,8 +272,10 @@ def test_money_has_an_upper_bound(b2c):
 def test_null_is_refused(b2c, field):
     b2c[field] = None
 
-    assert refusal(B2CCreateSchema, b2c).startswith(f"{field}: must be")
-    assert refusal(B2CCreateSchema, b2c).endswith("got None")
+    reason = refusal(B2CCreateSchema, b2c)
+
+    assert reason.startswith(f"{field}: must be")
+    assert reason.endswith("got None")
 
 
 def test_null_is_refused_for_b2b_numbers(b2b):
@@ -311,9 +313,7 @@ def test_an_optional_string_may_be_empty(b2c):
 def test_details_must_not_be_empty(b2c):
     b2c["details"] = []
 
-    assert refusal(B2CCreateSchema, b2c) == (
-        "details: must hold at least 1 lines, got none"
-    )
+    assert refusal(B2CCreateSchema, b2c) == ("details: must not be empty, got []")
 
 
 def test_details_hold_at_most_500_lines(b2c):
@@ -570,8 +570,10 @@ def test_a_huge_number_is_refused_without_printing_it(b2c):
 
     reason = refusal(B2CCreateSchema, b2c)
 
-    assert reason.startswith("details[0].qty_ordered: must be a whole number from 1")
-    assert len(reason) < 140
+    assert reason == (
+        "details[0].qty_ordered: must be a whole number from 1 to 1000000000, "
+        "got <a number too long to show>"
+    )
 
 
 # -- B2B specifics ------------------------------------------------------------
@@ -795,14 +797,17 @@ def test_an_empty_query_value_counts_as_not_given():
     assert query["created_start"] is None
 
 
-@pytest.mark.parametrize(
-    "value", ["2022-13-01", "2022-02-30", "01-05-2022", "2022-5-1"]
-)
-def test_list_query_dates_must_be_real_dates(value):
+@pytest.mark.parametrize("value", ["01-05-2022", "2022-5-1", "2022/05/01"])
+def test_list_query_dates_must_be_in_shippers_layout(value):
     assert query_refusal(ListQuerySchema, MultiDict({"updated_end": value})) == (
         f"updated_end: must be a date as yyyy-MM-dd, got {value!r}"
-        if value in ("01-05-2022", "2022-5-1")
-        else f"updated_end: must be a date as yyyy-MM-dd (a real one), got {value!r}"
+    )
+
+
+@pytest.mark.parametrize("value", ["2022-13-01", "2022-02-30", "2022-00-10"])
+def test_list_query_dates_must_be_real_dates(value):
+    assert query_refusal(ListQuerySchema, MultiDict({"updated_end": value})) == (
+        f"updated_end: must be a date as yyyy-MM-dd (a real one), got {value!r}"
     )
 
 
@@ -961,7 +966,7 @@ def test_client_id_must_fit_an_int32_and_not_be_a_bool(client_body):
 def test_client_needs_at_least_one_well_formed_warehouse(client_body):
     client_body["warehouses"] = []
     assert refusal(ClientSchema, client_body) == (
-        "warehouses: must hold at least 1 warehouse ids, got none"
+        "warehouses: must not be empty, got []"
     )
 
     client_body["warehouses"] = ["WH-TGR04", "WH BAL", "W" * 21]
@@ -1032,18 +1037,21 @@ def test_stock_set_refuses_negative_and_text_quantities():
 
 
 def test_advance_to_a_status_or_a_code():
-    assert load_body(AdvanceSchema, {"to": "shipped"}) == {
-        "to": "SHIPPED",
-        "step": "",
-        "lines": {},
-    }
+    assert load_body(AdvanceSchema, {"to": "shipped"}) == {"to": "SHIPPED"}
     assert load_body(AdvanceSchema, {"to": "66"})["to"] == "66"
 
 
 def test_advance_one_step_with_short_lines():
     advance = load_body(AdvanceSchema, {"step": "Pick", "lines": {"SKU-A": 3, "2": 0}})
 
-    assert advance == {"to": "", "step": "pick", "lines": {"SKU-A": 3, "2": 0}}
+    assert advance == {"step": "pick", "lines": {"SKU-A": 3, "2": 0}}
+
+
+def test_advance_one_step_without_lines_runs_it_in_full():
+    assert load_body(AdvanceSchema, {"step": "allocate"}) == {
+        "step": "allocate",
+        "lines": {},
+    }
 
 
 @pytest.mark.parametrize(
