@@ -8,6 +8,8 @@ value) goes to the ``x-sim-error`` header, the log and the request journal.
 from __future__ import annotations
 
 import json
+import socket
+import time
 from urllib.parse import quote
 
 from flask import Blueprint, current_app, g, request
@@ -35,10 +37,28 @@ def json_body() -> object:
     raw = request.get_data(cache=True)
     if not raw.strip():
         raise InvalidInput("body: empty; expected a JSON object")
+    return load_json(raw)
+
+
+def load_json(raw: bytes) -> object:
+    """Parse a request body; anything that is not strict JSON is an 810."""
     try:
-        return json.loads(raw, parse_constant=_refuse_constant)
+        parsed = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
         raise InvalidInput(f"body: not valid JSON ({_first_line(exc)})") from None
+
+    # "\ud800" parses to a lone surrogate, which no database or UTF-8 writer
+    # takes; refuse it here rather than fail later with a 500.
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            "body: holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is "
+            "not a Unicode character"
+        ) from None
+    except RecursionError:
+        raise InvalidInput("body: nested too deeply") from None
+    return parsed
 
 
 def _refuse_constant(name: str):
@@ -63,6 +83,41 @@ def authenticate():
         return envelope.unauthorized(request.method, request.path), 401
     g.client = client
     return None
+
+
+@bp.before_request
+def inject_fault():
+    """Answer as a fault set through ``POST /_sim/faults`` says, if one matches."""
+    endpoint = (request.endpoint or "").rsplit(".", 1)[-1]
+    fault = sim().faults.take_api(
+        endpoint, request.method, request.path, g.client["client_id"]
+    )
+    if fault is None:
+        return None
+
+    g.sim_reason = f"{fault.summary()} injected"
+    if fault.delay:
+        time.sleep(fault.delay)
+    if fault.drop:
+        _drop_connection()
+        return "", 500
+    if fault.error_code:
+        return envelope.error(request_path(), fault.error_code)
+    if fault.status:
+        return envelope.error(request_path(), 803, fault.status)
+    return None  # a delay alone: answer as usual, only later
+
+
+def _drop_connection() -> None:
+    """Close the client's connection without an answer."""
+    conn = request.environ.get("werkzeug.socket") or request.environ.get(
+        "gunicorn.socket"
+    )
+    if conn is not None:
+        try:
+            conn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 # -- create, update, cancel

@@ -19,6 +19,7 @@ from .backend import Backend
 from .clock import Clock
 from .config import Config
 from .errors import ShipperError
+from .faults import Faults
 from .fixtures import load_fixtures
 from .journal import Journal
 from .store import Store
@@ -36,12 +37,15 @@ class Simulator:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.clock = Clock()
+        if config.freeze_at is not None:
+            self.clock.freeze(config.freeze_at)
         self.store = Store(config.db_path)
         self.backend = Backend(
             config, self.store, self.clock, load_fixtures(config.fixtures_dir)
         )
         self.outbox = Outbox(self.store, self.clock, config)
-        self.dispatcher = Dispatcher(self.outbox, self.clock, config)
+        self.faults = Faults()
+        self.dispatcher = Dispatcher(self.outbox, self.clock, config, self.faults)
         self.journal = Journal(self.store, config.journal_size)
         self.workers = Workers(self.backend, self.dispatcher, self.clock)
 
@@ -98,9 +102,11 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["shipper_sim"] = simulator
 
     from . import api, control
+    from . import dashboard
 
     app.register_blueprint(api.bp)
     app.register_blueprint(control.bp)
+    app.register_blueprint(dashboard.bp)
     _register_hooks(app, simulator)
 
     if config.start_workers:
@@ -189,7 +195,7 @@ def _journal(simulator: Simulator, response, reason: str | None) -> None:
         request_text = ""
     simulator.journal.record(
         {
-            "time": time.time(),
+            "time": simulator.clock.now(),
             "request_id": g.get("request_id", ""),
             "client_id": client["client_id"] if client else None,
             "method": request.method,

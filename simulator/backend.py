@@ -1137,6 +1137,7 @@ class Backend:
                 "next_attempt_at": self.clock.now(),
                 "created": self.clock.now(),
                 "redelivery_of": None,
+                "unordered": 0,
             },
         )
 

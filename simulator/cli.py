@@ -12,6 +12,7 @@ from pathlib import Path
 from werkzeug.serving import make_server
 
 from .app import create_app
+from .clock import parse_iso_utc
 from .config import Config
 
 log = logging.getLogger("simulator")
@@ -27,6 +28,15 @@ def _delays(text: str) -> tuple[float, ...]:
     if not values or any(v < 0 for v in values):
         raise argparse.ArgumentTypeError("give at least one delay, none negative")
     return values
+
+
+def _instant(text: str) -> float:
+    try:
+        return parse_iso_utc(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a UTC time like 2022-07-15T04:00:00Z, got {text!r}"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +89,12 @@ def add_server_options(p: argparse.ArgumentParser) -> None:
         "--webhook-timeout", type=float, default=5.0, help="seconds per attempt"
     )
     p.add_argument("--seed", type=int, default=20221)
+    p.add_argument(
+        "--freeze-at",
+        type=_instant,
+        default=None,
+        help="start with the clock frozen at this UTC time, e.g. 2022-07-15T04:00:00Z",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
 
 
@@ -92,6 +108,7 @@ def config_from(args: argparse.Namespace) -> Config:
         retry_delays=args.retry_delays,
         webhook_timeout=args.webhook_timeout,
         seed=args.seed,
+        freeze_at=args.freeze_at,
     )
 
 

@@ -47,6 +47,14 @@ class Clock:
             self._changed.notify_all()
             return self._frozen_at
 
+    def set_time(self, at: float) -> None:
+        """Move a frozen clock to ``at`` (never backwards)."""
+        with self._changed:
+            current = self._frozen_at if self._frozen_at is not None else time.time()
+            self._frozen_at = max(current, at)
+            self._woken = True
+            self._changed.notify_all()
+
     def unfreeze(self) -> None:
         with self._changed:
             self._frozen_at = None

@@ -27,6 +27,8 @@ class Config:
     journal_size: int = 2000
     # Bodies larger than this are refused before they are read.
     max_body_bytes: int = 1_000_000
+    # Start with the clock frozen at this Unix time (virtual time).
+    freeze_at: float | None = None
     # Start the webhook dispatcher and progression scheduler threads.
     start_workers: bool = True
     extra: dict = field(default_factory=dict)

@@ -6,12 +6,12 @@ with a 4xx status, in plain words a person can act on.
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, current_app, request
 
-from . import schemas
-from .errors import ControlError, InvalidInput, ShipperError
+from . import journal, schemas
+from .api import load_json
+from .clock import iso_utc
+from .errors import ERROR_CODES, ControlError, InvalidInput, ShipperError
 from .statuses import API_STATUSES, STEPS, WMS_CODE_NAMES
 
 bp = Blueprint("control", __name__, url_prefix="/_sim")
@@ -22,10 +22,11 @@ def sim():
 
 
 def body_of(schema) -> dict:
+    raw = request.get_data(cache=True)
     try:
-        data = json.loads(request.get_data(cache=True) or b"null")
-    except ValueError as exc:
-        raise ControlError(f"body is not valid JSON: {exc}") from None
+        data = load_json(raw) if raw.strip() else None
+    except InvalidInput as exc:
+        raise ControlError(exc.reason, 400, "body") from None
     try:
         return schemas.load_body(schema, data)
     except InvalidInput as exc:
@@ -215,6 +216,89 @@ def list_requests():
     }
 
 
+@bp.post("/requests/verify")
+def verify_requests():
+    """Was an endpoint called N times with a body matching these fields?"""
+    data = body_of(schemas.VerifySchema)
+    entries = sim().journal.list(client_id=data["client_id"], limit=10**9)
+    return journal.verify_requests(
+        entries,
+        data["path"],
+        method=data["method"],
+        body=data["body"],
+        status=data["status"],
+        count=data["count"],
+        at_least=data["at_least"],
+    )
+
+
+# -- faults
+
+
+@bp.get("/faults")
+def list_faults():
+    return {"faults": sim().faults.list()}
+
+
+@bp.post("/faults")
+def add_fault():
+    data = body_of(schemas.FaultSchema)
+    if data["error_code"] is not None and data["error_code"] not in ERROR_CODES:
+        known = ", ".join(str(c) for c in ERROR_CODES)
+        raise ControlError(
+            f"error_code {data['error_code']} is not one of Shipper's: {known}",
+            400,
+            "error_code",
+        )
+    return sim().faults.add(data).describe(), 201
+
+
+@bp.delete("/faults")
+def remove_faults():
+    return {"removed": sim().faults.remove()}
+
+
+@bp.delete("/faults/<int:fault_id>")
+def remove_fault(fault_id: int):
+    if not sim().faults.remove(fault_id):
+        raise ControlError(f"no fault {fault_id}", 404)
+    return {"removed": 1}
+
+
+# -- the clock
+
+
+def clock_state() -> dict:
+    clock = sim().clock
+    return {"now": clock.now(), "iso": iso_utc(clock.now()), "frozen": clock.is_frozen}
+
+
+@bp.get("/clock")
+def get_clock():
+    return clock_state()
+
+
+@bp.post("/clock/freeze")
+def freeze_clock():
+    data = body_of(schemas.ClockSchema)
+    sim().clock.freeze(data["at"])
+    return clock_state()
+
+
+@bp.post("/clock/advance")
+def advance_clock():
+    """Move virtual time on, running every timed step and retry due on the way."""
+    data = body_of(schemas.ClockSchema)
+    ran = sim().workers.advance(data["seconds"])
+    return {**clock_state(), "ran": ran["ran"]}
+
+
+@bp.post("/clock/unfreeze")
+def unfreeze_clock():
+    sim().clock.unfreeze()
+    return clock_state()
+
+
 # -- reference
 
 
@@ -234,3 +318,63 @@ def status_table():
         ],
         "wms_codes": WMS_CODE_NAMES,
     }
+
+
+# -- live views: what the dashboard polls (read-only)
+
+
+@bp.get("/config")
+def show_config():
+    """The settings this simulator was started with, as far as a page needs."""
+    config = sim().config
+    return {
+        "auto": config.auto,
+        "step_delay": config.step_delay,
+        "retry_delays": list(config.retry_delays),
+        "webhook_timeout": config.webhook_timeout,
+        "webhook_url": config.webhook_url,
+    }
+
+
+@bp.get("/changes")
+def list_changes():
+    """One mark per kind of state; a mark that moved means "fetch that again".
+
+    Cheap enough to poll every second: counts and maxima, no rows. With
+    ``?client_id=`` the orders, webhooks and stock marks are that client's;
+    the requests mark is global, since a request without a valid key belongs
+    to no client.
+    """
+    client_id = int_arg("client_id")
+    return {"client_id": client_id, "marks": _change_marks(client_id)}
+
+
+def _change_marks(client_id: int | None) -> dict[str, str]:
+    # Read-only SQL kept beside its one route; the backend has no such view.
+    store = sim().store
+    where, params = "", ()
+    if client_id is not None:
+        where, params = "WHERE client_id = ?", (client_id,)
+    queries = {
+        "orders": "SELECT COUNT(*), MAX(id), MAX(updated) FROM orders",
+        "webhooks": "SELECT COUNT(*), MAX(id), TOTAL(attempts), "
+        "SUM(state = 'pending'), SUM(state = 'no_url') FROM deliveries",
+        "stock": "SELECT COUNT(*), TOTAL(qty_on_hand), TOTAL(qty_reserved) FROM stock",
+    }
+    marks = {
+        name: _mark(store.rows(f"{sql} {where}", params)[0])
+        for name, sql in queries.items()
+    }
+    marks["requests"] = _mark(store.rows("SELECT COUNT(*), MAX(id) FROM journal")[0])
+    marks["clients"] = _mark(
+        store.rows(
+            "SELECT group_concat(client_id || ' ' || webhook_url || ' ' || "
+            "progression || ' ' || step_delay || ' ' || tenant_name, '|') "
+            "FROM clients"
+        )[0]
+    )
+    return marks
+
+
+def _mark(row: dict) -> str:
+    return "/".join("" if v is None else str(v) for v in row.values())

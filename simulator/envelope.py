@@ -6,7 +6,18 @@ import time
 from datetime import UTC, datetime
 from http import HTTPStatus
 
+from flask import current_app, has_app_context
+
 from .errors import ERROR_CODES
+
+
+def now() -> float:
+    """The simulator's clock (virtual when frozen), else real time."""
+    if has_app_context():
+        simulator = current_app.extensions.get("shipper_sim")
+        if simulator is not None:
+            return simulator.clock.now()
+    return time.time()
 
 
 def reason_phrase(status: int) -> str:
@@ -21,7 +32,7 @@ def metadata(path: str, status: int) -> dict:
         "path": path,
         "http_status_code": status,
         "http_status": reason_phrase(status),
-        "timestamp": int(time.time()),
+        "timestamp": int(now()),
     }
 
 
@@ -39,7 +50,13 @@ def error(path: str, code: int, status: int | None = None) -> tuple[dict, int]:
     known = ERROR_CODES[code]
     status = status or known.http_status
     md = metadata(path, status)
-    md["errors"] = [{"code": code, "message": known.message}]
+    # A status of its own (an injected 429 or 503) keeps 803's code but says
+    # what the status says.
+    if code == 803 and status != known.http_status:
+        message = reason_phrase(status)
+    else:
+        message = known.message
+    md["errors"] = [{"code": code, "message": message}]
     return {"metadata": md}, status
 
 
@@ -53,6 +70,8 @@ def unauthorized(method: str, path: str) -> dict:
             "status": "Unauthorized",
             "message": f"{method} {inner} [401] Unauthorized",
             "error": {"code": 802, "message": ERROR_CODES[802].message},
-            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "timestamp": datetime.fromtimestamp(now(), UTC).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            ),
         }
     }

@@ -73,3 +73,111 @@ class Journal:
             except ValueError:
                 out[key] = row[key]
         return out
+
+
+_MISSING = object()
+
+
+def leaf_fields(expected: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """``{"details": [{"sku": "A"}]}`` -> ``[("details.0.sku", "A")]``.
+
+    Keys may already be dotted paths (``{"details.0.sku": "A"}``).
+    """
+    out: list[tuple[str, object]] = []
+    for key, value in expected.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.extend(leaf_fields(value, path + "."))
+        elif isinstance(value, list) and value:
+            out.extend(
+                leaf_fields({str(i): v for i, v in enumerate(value)}, path + ".")
+            )
+        else:
+            out.append((path, value))
+    return out
+
+
+def value_at(document: object, path: str) -> object:
+    current = document
+    for part in path.split("."):
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return _MISSING
+    return current
+
+
+def differences(document: object, expected: list[tuple[str, object]]) -> list[str]:
+    out = []
+    for path, want in expected:
+        got = value_at(document, path)
+        if got is _MISSING:
+            out.append(f"{path}: expected {want!r}, missing")
+        elif got != want:
+            out.append(f"{path}: expected {want!r}, got {got!r}")
+    return out
+
+
+def verify_requests(
+    entries: list[dict],
+    path: str,
+    method: str | None = None,
+    body: dict | None = None,
+    status: int | None = None,
+    count: int | None = None,
+    at_least: int | None = None,
+) -> dict:
+    """Was ``path`` called as expected? On failure, the closest requests."""
+    expected = leaf_fields(body) if body else []
+
+    def same_route(e: dict) -> bool:
+        entry_path = e["path"] if "?" in path else e["path"].split("?", 1)[0]
+        return entry_path == path and (method is None or e["method"] == method)
+
+    def problems(e: dict) -> list[str]:
+        found = differences(e["request_body"], expected)
+        if status is not None and e["status"] != status:
+            found.append(f"status: expected {status}, got {e['status']}")
+        return found
+
+    matched = [e for e in entries if same_route(e) and not problems(e)]
+    if count is None and at_least is None:
+        at_least = 1
+    ok = len(matched) == count if count is not None else len(matched) >= at_least
+
+    wanted = f"exactly {count}" if count is not None else f"at least {at_least}"
+    call = f"{method or 'any method'} {path}"
+    detail = f" with {dict(expected)}" if expected else ""
+    detail += f" answered {status}" if status is not None else ""
+    message = f"expected {wanted} call(s) to {call}{detail}; found {len(matched)}"
+
+    result = {"ok": ok, "matched": len(matched), "message": message}
+    if not ok:
+        ranked = sorted(
+            entries,
+            key=lambda e: (not same_route(e), len(problems(e)), -e["id"]),
+        )
+        result["closest"] = [
+            {
+                "id": e["id"],
+                "method": e["method"],
+                "path": e["path"],
+                "status": e["status"],
+                "differences": (
+                    problems(e)
+                    if same_route(e)
+                    else [f"route: {e['method']} {e['path']}"]
+                ),
+            }
+            for e in ranked[:3]
+        ]
+        if result["closest"]:
+            lines = [
+                f"  #{c['id']} {c['method']} {c['path']} -> {c['status']}: "
+                + ("; ".join(c["differences"]) or "matches")
+                for c in result["closest"]
+            ]
+            result["message"] += "\nclosest requests:\n" + "\n".join(lines)
+    return result

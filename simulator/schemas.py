@@ -911,6 +911,113 @@ class ProgressionSchema(_Body):
     mode = Choice(PROGRESSIONS, required=True)
 
 
+class StrictBoolean(fields.Field[bool]):
+    """A JSON true or false; never 0, 1 or text."""
+
+    default_error_messages = {
+        "required": "is required",
+        "null": "must be true or false, got None",
+    }
+
+    def __init__(self, *, required: bool = False, **kwargs: Any) -> None:
+        if not required:
+            kwargs.setdefault("load_default", False)
+        super().__init__(required=required, **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise _refuse("must be true or false", value)
+        return value
+
+
+class AnyObject(fields.Field[dict]):
+    """Any JSON object, taken as it is."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict:
+        if not isinstance(value, dict):
+            raise _refuse("must be a JSON object", value)
+        return value
+
+
+FAULT_TARGETS = ("api", "webhook")
+WEBHOOK_EVENTS = ("so_created", "status", "pgi")
+
+
+class FaultSchema(_Body):
+    """POST /_sim/faults: what to match, how many, and what goes wrong."""
+
+    target = Choice(FAULT_TARGETS, default="api")
+    endpoint = StrictString(100, load_default=None)
+    method = Choice(("GET", "POST", "PUT", "PATCH"), ignore_case=True,
+                    default=None)
+    path = StrictString(200, load_default=None)
+    client_id = StrictInteger(1, MAX_CLIENT_ID, default=None)
+    event = Choice(WEBHOOK_EVENTS, default=None)
+    order_no = StrictString(50, load_default=None)
+    count = StrictInteger(1, 1_000_000, default=None)
+    rate = StrictNumber(0, 1, load_default=None)
+    seed = StrictInteger(0, 2**31 - 1)
+    error_code = StrictInteger(1, 99_999, default=None)
+    status = StrictInteger(400, 599, default=None)
+    delay = StrictNumber(0, 60)
+    drop = StrictBoolean()
+    duplicate = StrictBoolean()
+    late = StrictNumber(0, 3600)
+    out_of_order = StrictBoolean()
+
+    @validates_schema
+    def _one_effect(self, data: dict, **kwargs: Any) -> None:
+        api = [k for k in ("error_code", "status", "delay", "drop") if data[k]]
+        hook = [k for k in ("duplicate", "late", "out_of_order") if data[k]]
+        if data["target"] == "api" and not api:
+            raise ValidationError(
+                "an api fault needs error_code, status, delay or drop",
+                field_name="target",
+            )
+        if data["target"] == "webhook" and not hook:
+            raise ValidationError(
+                "a webhook fault needs duplicate, late or out_of_order",
+                field_name="target",
+            )
+        if data["target"] == "api" and hook or data["target"] == "webhook" and api:
+            raise ValidationError(
+                f"{', '.join(api + hook)} cannot all apply to one {data['target']} "
+                "fault",
+                field_name="target",
+            )
+        if data["error_code"] and data["status"]:
+            raise ValidationError(
+                "give error_code or status, not both", field_name="status"
+            )
+
+    @post_load
+    def _default_count(self, data: dict, **kwargs: Any) -> dict:
+        # The next call by default; with a rate, every matching call.
+        if data["count"] is None and data["rate"] is None:
+            data["count"] = 1
+        return data
+
+
+class ClockSchema(_Body):
+    """POST /_sim/clock/freeze and /advance."""
+
+    at = StrictNumber(0, 32_503_680_000, load_default=None)
+    seconds = StrictNumber(0, 10 * 365 * 86_400)
+
+
+class VerifySchema(_Body):
+    """POST /_sim/requests/verify: was an endpoint called as expected?"""
+
+    method = Choice(("GET", "POST", "PUT", "PATCH"), ignore_case=True,
+                    default=None)
+    path = StrictString(300, required=True)
+    client_id = StrictInteger(1, MAX_CLIENT_ID, default=None)
+    body = AnyObject(load_default=None)
+    status = StrictInteger(100, 599, default=None)
+    count = StrictInteger(0, 1_000_000, default=None)
+    at_least = StrictInteger(0, 1_000_000, default=None)
+
+
 class StockSetSchema(_Body):
     """PUT /_sim/stock: set one SKU's physical stock in one warehouse."""
 

@@ -145,6 +145,9 @@ SCHEMA: dict[str, dict[str, Any]] = {
             "next_attempt_at": float,
             "created": float,
             "redelivery_of": int,
+            # 1: sent on its own, neither waiting for nor holding back the
+            # order's other webhooks (an "out of order" fault).
+            "unordered": int,
         },
         "pk": "id",
     },

@@ -23,6 +23,7 @@ import requests
 
 from .clock import Clock
 from .config import Config
+from .faults import Faults
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -53,17 +54,47 @@ class Outbox:
         heads = self.store.rows(
             "SELECT d.* FROM deliveries d "
             "JOIN (SELECT order_id, MIN(id) AS id FROM deliveries "
-            "      WHERE state = 'pending' GROUP BY order_id) h ON h.id = d.id "
-            "WHERE d.next_attempt_at <= ? ORDER BY d.id LIMIT ?",
-            (now, limit + len(busy_orders)),
+            "      WHERE state = 'pending' AND unordered = 0 GROUP BY order_id) h "
+            "ON h.id = d.id "
+            "WHERE d.next_attempt_at <= ? "
+            "UNION ALL SELECT * FROM deliveries "
+            "WHERE state = 'pending' AND unordered = 1 AND next_attempt_at <= ? "
+            "ORDER BY id LIMIT ?",
+            (now, now, limit + len(busy_orders)),
         )
         return [d for d in heads if d["order_id"] not in busy_orders][:limit]
 
+    def current(self, delivery_id: int) -> dict | None:
+        return self.store.row("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
+
+    def hold(self, delivery: dict, seconds: float, unordered: bool) -> None:
+        """Put a delivery off (a "late" or "out of order" fault)."""
+        with self.store.transaction():
+            self.store.update(
+                "deliveries",
+                {"id": delivery["id"]},
+                {
+                    "next_attempt_at": self.clock.now() + seconds,
+                    "unordered": int(unordered),
+                },
+            )
+
     def next_due_at(self, busy_orders: set[int]) -> float | None:
-        busy = ", ".join(str(int(o)) for o in busy_orders) or "NULL"
+        """When the next delivery that may go out falls due.
+
+        Only each order's first pending delivery counts (the others wait for
+        it), plus unordered ones, and none of an order mid-delivery.
+        """
+        busy = ", ".join(str(int(o)) for o in busy_orders) or "-1"
         return self.store.value(
-            "SELECT MIN(next_attempt_at) FROM deliveries "
-            f"WHERE state = 'pending' AND order_id NOT IN ({busy})"
+            "SELECT MIN(d.next_attempt_at) FROM deliveries d "
+            "JOIN (SELECT order_id, MIN(id) AS id FROM deliveries "
+            "      WHERE state = 'pending' AND unordered = 0 GROUP BY order_id) h "
+            "ON h.id = d.id "
+            f"WHERE d.order_id NOT IN ({busy}) "
+            "UNION ALL SELECT next_attempt_at FROM deliveries "
+            f"WHERE state = 'pending' AND unordered = 1 AND order_id NOT IN ({busy}) "
+            "ORDER BY 1 LIMIT 1"
         )
 
     def target_of(self, delivery: dict) -> tuple[str, str]:
@@ -200,7 +231,7 @@ class Outbox:
         )
         return self.describe(row, attempts)
 
-    def redeliver(self, delivery_id: int) -> dict | None:
+    def redeliver(self, delivery_id: int, unordered: bool = False) -> dict | None:
         """Queue the same payload again, as a new delivery of that order."""
         with self.store.transaction():
             row = self.store.row(
@@ -223,6 +254,7 @@ class Outbox:
                     "next_attempt_at": now,
                     "created": now,
                     "redelivery_of": delivery_id,
+                    "unordered": int(unordered),
                 },
             )
         self.clock.wake()
@@ -232,30 +264,48 @@ class Outbox:
 class Dispatcher:
     """Sends due deliveries from a small pool, one at a time per order."""
 
-    def __init__(self, outbox: Outbox, clock: Clock, config: Config) -> None:
+    def __init__(
+        self, outbox: Outbox, clock: Clock, config: Config, faults: Faults
+    ) -> None:
         self.outbox = outbox
         self.clock = clock
         self.config = config
+        self.faults = faults
         self._busy: set[int] = set()
-        self._busy_lock = threading.Lock()
+        self._idle = threading.Condition()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook")
         self._session = requests.Session()
+        # Deliveries a fault has touched, so each is touched once, and those
+        # to be sent a second time once delivered.
+        self._held: set[int] = set()
+        self._duplicates: set[int] = set()
 
-    def dispatch_due(self) -> int:
-        """Hand every due delivery to the pool; answers how many."""
-        with self._busy_lock:
+    def dispatch_due(self, wait: bool = False) -> int:
+        """Hand every due delivery to the pool; answers how many.
+
+        With ``wait``, return only once they have all been tried.
+        """
+        with self._idle:
             busy = set(self._busy)
-        due = self.outbox.due(busy)
-        for delivery in due:
-            with self._busy_lock:
+        futures = []
+        for delivery in self.outbox.due(busy):
+            with self._idle:
                 if delivery["order_id"] in self._busy:
                     continue
                 self._busy.add(delivery["order_id"])
-            self._pool.submit(self._deliver_safely, delivery)
-        return len(due)
+            futures.append(self._pool.submit(self._deliver_safely, delivery))
+        if wait:
+            for future in futures:
+                future.result()
+        return len(futures)
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no delivery is in flight."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._busy, timeout=timeout)
 
     def next_due_at(self) -> float | None:
-        with self._busy_lock:
+        with self._idle:
             busy = set(self._busy)
         return self.outbox.next_due_at(busy)
 
@@ -265,11 +315,24 @@ class Dispatcher:
         except Exception:  # a dispatcher thread must never die
             log.exception("webhook delivery %s failed unexpectedly", delivery["id"])
         finally:
-            with self._busy_lock:
+            with self._idle:
                 self._busy.discard(delivery["order_id"])
+                self._idle.notify_all()
             self.clock.wake()
 
     def deliver(self, delivery: dict) -> str:
+        # Read it again now that this order is ours: the list it came from
+        # may be stale (delivered meanwhile, reset, put off).
+        delivery = self.outbox.current(delivery["id"])
+        if (
+            delivery is None
+            or delivery["state"] != "pending"
+            or delivery["next_attempt_at"] > self.clock.now()
+        ):
+            return "skipped"
+        if delivery["attempts"] == 0 and self._put_off_by_fault(delivery):
+            return "held"
+
         url, api_key = self.outbox.target_of(delivery)
         if not url:
             self.outbox.mark_without_url(delivery)
@@ -281,6 +344,47 @@ class Dispatcher:
             )
             return "no_url"
 
+        status_code, error, duration_ms = self._post(delivery, url, api_key)
+        state = self.outbox.record_attempt(
+            delivery, url, status_code, duration_ms, error
+        )
+        log.info(
+            "webhook %s %s for %s -> %s: %s%s (attempt %s, %.0f ms)",
+            delivery["id"],
+            delivery["event"],
+            delivery["order_no"],
+            url,
+            status_code if status_code is not None else "no answer",
+            f" {error}" if error else "",
+            delivery["attempts"] + 1,
+            duration_ms,
+        )
+        if state == "delivered" and delivery["id"] in self._duplicates:
+            self._duplicates.discard(delivery["id"])
+            self.outbox.redeliver(delivery["id"], unordered=True)
+        return state
+
+    def _put_off_by_fault(self, delivery: dict) -> bool:
+        """Apply a webhook fault on a delivery's first try; True if put off."""
+        if delivery["id"] in self._held or delivery["redelivery_of"]:
+            return False
+        fault = self.faults.take_webhook(
+            delivery["event"], delivery["client_id"], delivery["order_no"]
+        )
+        if fault is None:
+            return False
+        self._held.add(delivery["id"])
+        if fault.duplicate:
+            self._duplicates.add(delivery["id"])
+        if fault.late or fault.out_of_order:
+            seconds = fault.late or 1.0
+            self.outbox.hold(delivery, seconds, unordered=fault.out_of_order)
+            log.info("webhook %s put off %.1fs by %s", delivery["id"], seconds,
+                     fault.summary())
+            return True
+        return False
+
+    def _post(self, delivery: dict, url: str, api_key: str):
         status_code, error = None, ""
         started = time.perf_counter()
         try:
@@ -302,22 +406,7 @@ class Dispatcher:
             error = f"connection failed: {_short(exc)}"
         except requests.RequestException as exc:
             error = f"request failed: {_short(exc)}"
-        duration_ms = (time.perf_counter() - started) * 1000
-
-        state = self.outbox.record_attempt(
-            delivery, url, status_code, duration_ms, error
-        )
-        log.info(
-            "webhook %s %s for %s -> %s: %s%s (%.0f ms)",
-            delivery["id"],
-            delivery["event"],
-            delivery["order_no"],
-            url,
-            status_code if status_code is not None else "no answer",
-            f" {error}" if error else "",
-            duration_ms,
-        )
-        return state
+        return status_code, error, (time.perf_counter() - started) * 1000
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
