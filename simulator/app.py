@@ -6,6 +6,7 @@ second simulator in the same process) gets clean state without a restart.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import time
@@ -47,7 +48,9 @@ class Simulator:
         self.faults = Faults()
         self.dispatcher = Dispatcher(self.outbox, self.clock, config, self.faults)
         self.journal = Journal(self.store, config.journal_size)
-        self.workers = Workers(self.backend, self.dispatcher, self.clock)
+        self.workers = Workers(
+            self.backend, self.dispatcher, self.clock, config.poll_interval
+        )
 
     def start(self) -> None:
         self.workers.start()
@@ -119,10 +122,17 @@ def _register_hooks(app: Flask, simulator: Simulator) -> None:
     def start_request():
         g.request_id = uuid.uuid4().hex
         g.started = time.perf_counter()
+        if request.path.startswith("/_sim") and simulator.config.admin_token:
+            return _require_admin_token(simulator.config.admin_token)
+        return None
 
     @app.after_request
     def finish_request(response):
         response.headers["x-request-id"] = g.get("request_id", uuid.uuid4().hex)
+        if g.get("set_admin_cookie"):
+            response.set_cookie(
+                ADMIN_COOKIE, g.set_admin_cookie, httponly=True, samesite="Strict"
+            )
         reason = g.get("sim_reason")
         if reason:
             # Header values must be latin-1 and on one line.
@@ -141,6 +151,31 @@ def _register_hooks(app: Flask, simulator: Simulator) -> None:
         log.exception("unhandled error on %s %s", request.method, request.path)
         g.sim_reason = f"the simulator failed: {type(exc).__name__}: {exc}"
         return _envelope_or_json(803, 500)
+
+
+ADMIN_COOKIE = "shipper_sim_admin"
+
+
+def _require_admin_token(token: str):
+    """The control API and dashboard of a widely bound simulator need a token."""
+    if request.path == "/_sim/health":
+        return None
+    bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+    given = [
+        request.headers.get("x-admin-token", ""),
+        bearer,
+        request.cookies.get(ADMIN_COOKIE, ""),
+        request.args.get("token", ""),
+    ]
+    if any(hmac.compare_digest(t, token) for t in given if t):
+        if request.args.get("token"):
+            # Opened once with ?token=: the page's own calls carry a cookie.
+            g.set_admin_cookie = token
+        return None
+    return {
+        "error": "this simulator needs its admin token: send it as the "
+        "x-admin-token header (or open the dashboard with ?token=...)"
+    }, 401
 
 
 def _http_error(exc: HTTPException):

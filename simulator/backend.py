@@ -64,10 +64,11 @@ class Backend:
         self.clock = clock
         self.fixtures = fixtures
         self.rng = random.Random(config.seed)
-        self._journal_writes = 0
 
-        if not store.value("SELECT COUNT(*) FROM clients"):
-            with store.transaction():
+        # Checked and loaded in one transaction: several worker processes
+        # opening one new file load the fixtures once.
+        with store.transaction():
+            if not store.value("SELECT COUNT(*) FROM clients"):
                 self._load_fixtures()
 
     # ------------------------------------------------------------ master data

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
+import os
+import secrets
 import signal
 import sys
 import threading
@@ -95,6 +98,18 @@ def add_server_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="start with the clock frozen at this UTC time, e.g. 2022-07-15T04:00:00Z",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="serve with gunicorn in this many processes sharing the --db file",
+    )
+    p.add_argument(
+        "--admin-token",
+        default=os.environ.get("SHIPPER_SIM_ADMIN_TOKEN", ""),
+        help="require this token on /_sim (made up and printed when the host "
+        "is not a loopback address and none is given)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
 
 
@@ -109,6 +124,7 @@ def config_from(args: argparse.Namespace) -> Config:
         webhook_timeout=args.webhook_timeout,
         seed=args.seed,
         freeze_at=args.freeze_at,
+        admin_token=args.admin_token,
     )
 
 
@@ -121,8 +137,35 @@ def setup_logging(verbose: bool) -> None:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def serve(args: argparse.Namespace) -> int:
     setup_logging(args.verbose)
+    if not is_loopback(args.host) and not args.admin_token:
+        args.admin_token = secrets.token_urlsafe(18)
+        print(
+            f"shipper-sim: {args.host} is reachable from other machines, so the "
+            f"control API and dashboard need the admin token:\n"
+            f"  {args.admin_token}\n"
+            "  (send it as the x-admin-token header; open the dashboard once "
+            "with ?token=...)",
+            flush=True,
+        )
+    if args.workers < 1:
+        print("shipper-sim: --workers must be 1 or more", file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        from .production import serve_production
+
+        return serve_production(config_from(args), args.host, args.port, args.workers)
+
     try:
         app = create_app(config_from(args))
     except (OSError, ValueError) as exc:

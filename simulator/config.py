@@ -29,6 +29,15 @@ class Config:
     max_body_bytes: int = 1_000_000
     # Start with the clock frozen at this Unix time (virtual time).
     freeze_at: float | None = None
+    # Several processes share the database (``serve --workers``): webhooks
+    # and timed steps run in one background process that polls for work,
+    # and what lives in one process's memory (faults, the virtual clock) is
+    # refused.
+    multi_process: bool = False
+    # Seconds between two looks for due work when no one can wake us.
+    poll_interval: float = 0.5
+    # Required on the control API and dashboard when set (wide binds).
+    admin_token: str = ""
     # Start the webhook dispatcher and progression scheduler threads.
     start_workers: bool = True
     extra: dict = field(default_factory=dict)

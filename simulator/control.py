@@ -235,6 +235,27 @@ def verify_requests():
 # -- faults
 
 
+def single_process_only(what: str) -> None:
+    """Faults and the virtual clock live in one process's memory."""
+    if sim().config.multi_process:
+        raise ControlError(
+            f"{what} work in a single-process simulator only; this one runs "
+            "several worker processes (serve --workers). Start it without "
+            "--workers to use them.",
+            409,
+        )
+
+
+@bp.before_request
+def refuse_memory_features_across_processes():
+    path = request.path
+    if path.startswith("/_sim/faults"):
+        single_process_only("faults")
+    if path.startswith("/_sim/clock/"):
+        single_process_only("the virtual clock's controls")
+    return None
+
+
 @bp.get("/faults")
 def list_faults():
     return {"faults": sim().faults.list()}
@@ -378,3 +399,14 @@ def _change_marks(client_id: int | None) -> dict[str, str]:
 
 def _mark(row: dict) -> str:
     return "/".join("" if v is None else str(v) for v in row.values())
+
+
+# -- the OpenAPI document of both APIs
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    """Shipper's API and this control API as OpenAPI 3; see docs/openapi.md."""
+    from .openapi import openapi_document
+
+    return openapi_document(current_app)

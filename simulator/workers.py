@@ -20,10 +20,19 @@ IDLE_WAIT = 0.5
 
 
 class Workers:
-    def __init__(self, backend: Backend, dispatcher: Dispatcher, clock: Clock):
+    def __init__(
+        self,
+        backend: Backend,
+        dispatcher: Dispatcher,
+        clock: Clock,
+        idle_wait: float = IDLE_WAIT,
+    ):
         self.backend = backend
         self.dispatcher = dispatcher
         self.clock = clock
+        # How long to sleep with nothing due; short when other processes
+        # write work that cannot wake this one.
+        self.idle_wait = idle_wait
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # The background loop and a clock jump take turns, so virtual time
@@ -105,12 +114,12 @@ class Workers:
                 wait = self._seconds_until_next()
             except Exception:  # keep the loop alive; the log says why
                 log.exception("background step failed")
-                wait = IDLE_WAIT
+                wait = self.idle_wait
             if not self._stop.is_set():
                 self.clock.wait(wait)
 
     def _seconds_until_next(self) -> float:
         due = self._next_due()
         if due is None or self.clock.is_frozen:
-            return IDLE_WAIT
-        return min(IDLE_WAIT, max(0.001, due - self.clock.now()))
+            return self.idle_wait
+        return min(self.idle_wait, max(0.001, due - self.clock.now()))

@@ -1,0 +1,115 @@
+"""Production server mode: ``shipper-sim serve --workers N``.
+
+Gunicorn runs N processes that share one SQLite file in WAL mode; each
+request's transaction is exclusive across all of them. Webhook delivery and
+timed progression run exactly once, in one background process started
+beside gunicorn, which looks for due work every ``poll_interval`` seconds
+(the HTTP processes cannot wake it directly).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+
+from .clock import Clock
+from .config import Config
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL = 0.01
+
+
+def prepare_database(config: Config) -> Config:
+    """Create the tables and load the fixtures once, before any worker starts."""
+    from .backend import Backend
+    from .fixtures import load_fixtures
+    from .store import Store
+
+    db_path = config.db_path
+    if not db_path:
+        folder = tempfile.mkdtemp(prefix="shipper-sim-")
+        db_path = os.path.join(folder, "state.db")
+
+    store = Store(db_path)
+    Backend(config, store, Clock(), load_fixtures(config.fixtures_dir))
+    store.close()
+    return replace(
+        config,
+        db_path=db_path,
+        multi_process=True,
+        poll_interval=POLL_INTERVAL,
+    )
+
+
+def run_background(config: Config, parent_pid: int) -> None:
+    """The one process that sends webhooks and runs timed steps."""
+    from .app import Simulator
+
+    logging.basicConfig(level=logging.WARNING)
+    simulator = Simulator(replace(config, start_workers=False))
+    simulator.start()
+    try:
+        # Stop with the server, even when it was killed without warning.
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+    finally:
+        simulator.stop()
+
+
+def serve_production(config: Config, host: str, port: int, workers: int) -> int:
+    try:
+        from gunicorn.app.base import BaseApplication
+    except ImportError:
+        print(
+            "shipper-sim: --workers needs gunicorn: pip install 'shipper-sim[server]'",
+            file=sys.stderr,
+        )
+        return 2
+
+    from .app import create_app
+
+    config = prepare_database(config)
+    background = multiprocessing.get_context("spawn").Process(
+        target=run_background,
+        args=(config, os.getpid()),
+        name="shipper-sim-background",
+        daemon=True,
+    )
+    background.start()
+
+    web_config = replace(config, start_workers=False)
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", 4)
+            self.cfg.set("timeout", 60)
+            self.cfg.set("graceful_timeout", 5)
+            self.cfg.set("accesslog", None)
+            self.cfg.set("loglevel", "warning")
+
+        def load(self):
+            # Called in each worker after the fork: its own app and store.
+            return create_app(web_config)
+
+    print(
+        f"shipper-sim listening on http://{host}:{port} with {workers} worker "
+        f"processes\n  state: {config.db_path}",
+        flush=True,
+    )
+    try:
+        Server().run()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        background.terminate()
+        background.join(timeout=5)
+    return 0
