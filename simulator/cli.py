@@ -62,9 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="use a simulator that is already running instead of a fresh one",
     )
+    run.add_argument(
+        "--admin-token",
+        default="",
+        help="the admin token of a --simulator-url that needs one "
+        "(or set SHIPPER_SIM_ADMIN_TOKEN)",
+    )
     run.add_argument("-v", "--verbose", action="store_true")
 
     sub.add_parser("scenarios", help="list the built-in scenarios")
+
+    from .demo import add_demo_parser
+
+    add_demo_parser(sub)
     return parser
 
 
@@ -216,7 +226,13 @@ def main(argv: list[str] | None = None) -> int:
         from .scenarios import run_scenario_command
 
         setup_logging(args.verbose)
+        if args.admin_token:
+            os.environ["SHIPPER_SIM_ADMIN_TOKEN"] = args.admin_token
         return run_scenario_command(args.scenario, args.client_url, args.simulator_url)
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo(args)
     if args.command == "scenarios":
         from .scenarios import list_builtin
 

@@ -125,7 +125,10 @@ def wms_detail(order: dict, lines: list[dict]) -> dict:
 
 
 def sub_order_status(order: dict) -> str:
-    return order["status"] if is_in_wms(order) else PENDING_AUDIT
+    """PendingAudit until release; a cancel ends that too."""
+    if is_in_wms(order) or order["status"] == "CANCELLED":
+        return order["status"]
+    return PENDING_AUDIT
 
 
 def oms_total_amount(body: dict) -> float:

@@ -275,6 +275,9 @@ class Dispatcher:
         self._idle = threading.Condition()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook")
         self._session = requests.Session()
+        # Webhooks go straight to the client's URL, never through a proxy
+        # that happens to be set in the environment.
+        self._session.trust_env = False
         # Deliveries a fault has touched, so each is touched once, and those
         # to be sent a second time once delivered.
         self._held: set[int] = set()
@@ -283,21 +286,23 @@ class Dispatcher:
     def dispatch_due(self, wait: bool = False) -> int:
         """Hand every due delivery to the pool; answers how many.
 
-        With ``wait``, return only once they have all been tried.
+        With ``wait`` (a frozen clock), send them one after another in the
+        order they were queued, each tried before the next goes, so that a
+        receiver sees the same sequence on every run.
         """
         with self._idle:
             busy = set(self._busy)
-        futures = []
+        started = 0
         for delivery in self.outbox.due(busy):
             with self._idle:
                 if delivery["order_id"] in self._busy:
                     continue
                 self._busy.add(delivery["order_id"])
-            futures.append(self._pool.submit(self._deliver_safely, delivery))
-        if wait:
-            for future in futures:
+            future = self._pool.submit(self._deliver_safely, delivery)
+            started += 1
+            if wait:
                 future.result()
-        return len(futures)
+        return started
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until no delivery is in flight."""
