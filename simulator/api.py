@@ -86,6 +86,14 @@ def authenticate():
 
 
 @bp.before_request
+def refuse_options():
+    """No route of Shipper's answers OPTIONS: the same as a wrong method."""
+    if request.method == "OPTIONS":
+        raise ShipperError(10004, f"no route OPTIONS {request.path}")
+    return None
+
+
+@bp.before_request
 def inject_fault():
     """Answer as a fault set through ``POST /_sim/faults`` says, if one matches."""
     endpoint = (request.endpoint or "").rsplit(".", 1)[-1]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import sqlite3
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from . import views
 from .clock import JAKARTA, Clock
@@ -26,6 +26,7 @@ from .statuses import (
     OPEN_STATUSES,
     STEP_BY_NAME,
     STEPS,
+    WMS_CODE_NAMES,
     Step,
     code_for,
     step_index,
@@ -43,6 +44,10 @@ GROUP_KEY_PREFIX = {"B2C": "hwoutboundoms", "B2B": "hwoutboundwms"}
 
 # Order types the list endpoint's ``order_type`` filter stands for.
 ORDER_TYPE_FILTER = {"SO": ("SO", "CSO"), "RT": ("RT",), "TT": ("TT",)}
+
+# Seconds at least between two tries of a timed step that has to wait (for
+# stock), whatever the step delay.
+WAITING_STEP_RETRY = 1.0
 
 # Per step: the line quantity an open order may still ship, for OMS stock.
 # Before a step runs again its cap is what the step before reached.
@@ -70,6 +75,11 @@ class Backend:
         with store.transaction():
             if not store.value("SELECT COUNT(*) FROM clients"):
                 self._load_fixtures()
+            else:
+                # A database opened again: the seed alone would make the same
+                # AWBs as before the restart, so each opening draws its own.
+                opening = store.next_number("rng_openings")
+                self.rng.seed(f"{config.seed}:{opening}")
 
     # ------------------------------------------------------------ master data
     def _load_fixtures(self) -> None:
@@ -256,6 +266,20 @@ class Backend:
                     400,
                     "warehouse_id",
                 )
+            # Fewer units than are allocated would ship into negative stock.
+            reserved = self.store.value(
+                "SELECT qty_reserved FROM stock WHERE client_id = ? "
+                "AND warehouse_id = ? AND sku = ?",
+                (client_id, warehouse_id, data["sku"]),
+            )
+            if reserved and data["qty"] < reserved:
+                raise ControlError(
+                    f"qty: {reserved} of {data['sku']} in {warehouse_id} are "
+                    f"allocated to open orders; set at least {reserved}, "
+                    f"got {data['qty']}",
+                    400,
+                    "qty",
+                )
             self._upsert_stock(
                 client_id,
                 warehouse_id,
@@ -407,7 +431,8 @@ class Backend:
         return {"group_key": group_key}
 
     def _group_key(self, kind: str, client_id: int, now: float) -> str:
-        stamp = datetime.fromtimestamp(now, JAKARTA).strftime("%Y.%m.%d%H%M%S")
+        # UTC, as Shipper's own sample pairs its timestamp with its group key.
+        stamp = datetime.fromtimestamp(now, UTC).strftime("%Y.%m.%d%H%M%S")
         return f"{GROUP_KEY_PREFIX[kind]}.{stamp}.{client_id}"
 
     def _insert_order(
@@ -1096,17 +1121,18 @@ class Backend:
                 with self.store.transaction():
                     order = self._run_step(order, step, {})
             except ControlError as exc:
-                # Typically allocation waiting for stock: try again later.
+                # Typically allocation waiting for stock: try again later, but
+                # never at once, or a step delay of 0 would spin forever.
                 log.info("timed %s of %s waits: %s", step.name, order["order_no"],
                          exc.message)
+                _, delay = self.progression_of(order, client)
+                now += max(0.0, WAITING_STEP_RETRY - delay)
             self._schedule_progression(order, client, now)
 
     # ------------------------------------------------------------ webhooks
     def _record_event(
         self, order_id: int, now: float, code: str, status: str, note: str
     ) -> None:
-        from .statuses import WMS_CODE_NAMES
-
         self.store.insert(
             "order_events",
             {

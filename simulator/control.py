@@ -34,15 +34,31 @@ def body_of(schema) -> dict:
         raise ControlError(exc.reason, 400, field) from None
 
 
+# SQLite stores integers in 64 bits; a larger one cannot even be looked up.
+MAX_SQL_INT = 2**63 - 1
+
+
 def int_arg(name: str) -> int | None:
     value = request.args.get(name)
     if value in (None, ""):
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise ControlError(f"{name} must be a whole number, got {value!r}",
                            400, name) from None
+    if abs(number) > MAX_SQL_INT:
+        raise ControlError(f"{name} must be at most {MAX_SQL_INT}, got {value!r}",
+                           400, name)
+    return number
+
+
+@bp.url_value_preprocessor
+def refuse_ids_out_of_range(endpoint: str | None, values: dict | None) -> None:
+    """An id in the path too large to be stored is an id that does not exist."""
+    for name, value in (values or {}).items():
+        if isinstance(value, int) and value > MAX_SQL_INT:
+            raise ControlError(f"no {name.removesuffix('_id')} {value}", 404, name)
 
 
 @bp.errorhandler(ControlError)
@@ -150,7 +166,9 @@ def cancel_order(warehouse_id: str, order_no: str):
     order = order_ref(warehouse_id, order_no)
     backend = sim().backend
     client = backend.client(order["client_id"])
-    payload = request.get_json(silent=True) or {}
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):  # the body is optional, and loose
+        payload = {}
     cancellation = {
         "order_no": order["order_no"],
         "warehouse_id": order["warehouse_id"],
@@ -407,6 +425,6 @@ def _mark(row: dict) -> str:
 @bp.get("/openapi.json")
 def openapi_document():
     """Shipper's API and this control API as OpenAPI 3; see docs/openapi.md."""
-    from .openapi import openapi_document
+    from . import openapi  # apispec is loaded only when the document is asked for
 
-    return openapi_document(current_app)
+    return openapi.openapi_document(current_app)

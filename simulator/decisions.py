@@ -36,8 +36,8 @@ DECISIONS: tuple[Decision, ...] = (
     Decision(
         "Unknown routes",
         "404 with code 10004 in Shipper's envelope; a wrong method on a known "
-        "path is treated the same. Without a valid key the gateway's 401 "
-        "comes first.",
+        "path (OPTIONS included) is treated the same. Without a valid key the "
+        "gateway's 401 comes first.",
     ),
     Decision(
         "Why an 810 failed",
@@ -87,8 +87,9 @@ DECISIONS: tuple[Decision, ...] = (
     Decision(
         "Create is asynchronous",
         "Create answers 200 with data.group_key "
-        "(hwoutboundoms|hwoutboundwms.YYYY.MM.DDhhmmss.<client_id>, Jakarta "
-        "time); the stored order comes by the SO created webhook. Validation "
+        "(hwoutboundoms|hwoutboundwms.YYYY.MM.DDhhmmss.<client_id>, in UTC as "
+        "Shipper's sample shows); the stored order comes by the SO created "
+        "webhook. Validation "
         "and business errors are answered at once and nothing is stored.",
     ),
     Decision(

@@ -888,6 +888,13 @@ class ClientSchema(_Body):
                 )
             seen.add(warehouse_id)
 
+    @post_load(pass_original=True)
+    def _default_step_delay(self, data: dict, original: dict, **kwargs: Any) -> dict:
+        # Not sent: the simulator's configured delay applies, not zero.
+        if "step_delay" not in original:
+            del data["step_delay"]
+        return data
+
 
 class ClientUpdateSchema(_Body):
     """PATCH /_sim/clients/<id>: change what a client has set up.
@@ -941,13 +948,25 @@ class AnyObject(fields.Field[dict]):
 
 FAULT_TARGETS = ("api", "webhook")
 WEBHOOK_EVENTS = ("so_created", "status", "pgi")
+# The operations an API fault can name: the Shipper routes' names in api.py.
+FAULT_ENDPOINTS = (
+    "create_sales_order",
+    "update_sales_order",
+    "cancel_sales_order",
+    "list_sales_orders",
+    "get_sales_order_detail_wms",
+    "get_sales_order_detail_oms",
+    "get_express_list",
+    "get_stock",
+    "get_stock_by_warehouse",
+)
 
 
 class FaultSchema(_Body):
     """POST /_sim/faults: what to match, how many, and what goes wrong."""
 
     target = Choice(FAULT_TARGETS, default="api")
-    endpoint = StrictString(100, load_default=None)
+    endpoint = Choice(FAULT_ENDPOINTS, default=None)
     method = Choice(("GET", "POST", "PUT", "PATCH"), ignore_case=True,
                     default=None)
     path = StrictString(200, load_default=None)
@@ -964,6 +983,17 @@ class FaultSchema(_Body):
     duplicate = StrictBoolean()
     late = StrictNumber(0, 3600)
     out_of_order = StrictBoolean()
+
+    @validates_schema(pass_original=True)
+    def _known_fields(self, data: dict, original: dict, **kwargs: Any) -> None:
+        # A misspelt matcher would otherwise be dropped, and the fault would
+        # match every call.
+        for key in original:
+            if key not in self.fields:
+                raise ValidationError(
+                    f"not a fault field; expected {_listing(tuple(self.fields))}",
+                    field_name=key,
+                )
 
     @validates_schema
     def _one_effect(self, data: dict, **kwargs: Any) -> None:

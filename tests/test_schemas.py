@@ -927,12 +927,18 @@ def test_stock_warehouse_query_accepts_a_plain_dict_with_a_list():
 
 
 def test_client_loads_with_defaults(client_body):
+    # No step_delay: the backend applies the simulator's configured one.
     assert load_body(ClientSchema, client_body) == {
         **client_body,
         "webhook_url": "",
         "progression": "manual",
-        "step_delay": 0,
     }
+
+
+def test_client_step_delay_of_zero_is_kept_when_sent(client_body):
+    client_body["step_delay"] = 0
+
+    assert load_body(ClientSchema, client_body)["step_delay"] == 0
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9000/hook", "https://example.com/h"])
