@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import time
 import uuid
 
@@ -97,6 +98,8 @@ class Simulator:
 def create_app(config: Config | None = None) -> Flask:
     config = config or Config()
     app = Flask(__name__)
+    # "//" in a path is a 404 in the envelope, not an HTML redirect to "/".
+    app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
     app.json.ensure_ascii = False
@@ -135,9 +138,11 @@ def _register_hooks(app: Flask, simulator: Simulator) -> None:
             )
         reason = g.get("sim_reason")
         if reason:
-            # Header values must be latin-1 and on one line.
+            # Header values must be latin-1, on one line and free of control
+            # characters (a reason can quote a client's "\r" or "\x00").
             safe = reason.encode("latin-1", "replace").decode("latin-1")
-            response.headers["x-sim-error"] = safe.replace("\n", " ")[:500]
+            safe = re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", safe)
+            response.headers["x-sim-error"] = safe[:500]
         if request.path.startswith(SHIPPER_PREFIX):
             _journal(simulator, response, reason)
         return response

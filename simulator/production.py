@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
+import signal
 import sys
 import tempfile
-import time
+import threading
 from dataclasses import replace
 
 from .clock import Clock
@@ -52,12 +54,17 @@ def run_background(config: Config, parent_pid: int) -> None:
     from .app import Simulator
 
     logging.basicConfig(level=logging.WARNING)
+    # The arbiter decides when this process stops, and tells it with SIGTERM
+    # (SIGINT is ignored from the start: see serve_production).
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+
     simulator = Simulator(replace(config, start_workers=False))
     simulator.start()
     try:
         # Stop with the server, even when it was killed without warning.
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
+        while os.getppid() == parent_pid and not stopping.wait(0.5):
+            pass
     finally:
         simulator.stop()
 
@@ -74,6 +81,9 @@ def serve_production(config: Config, host: str, port: int, workers: int) -> int:
 
     from .app import create_app
 
+    # Without --db the state lives in a temp folder, gone with the server
+    # (as the in-memory state of a single process is).
+    is_temporary = not config.db_path
     config = prepare_database(config)
     background = multiprocessing.get_context("spawn").Process(
         target=run_background,
@@ -81,7 +91,14 @@ def serve_production(config: Config, host: str, port: int, workers: int) -> int:
         name="shipper-sim-background",
         daemon=True,
     )
-    background.start()
+    # Ctrl-C reaches the whole process group. The background process ignores
+    # it from its first instruction on (an ignored signal stays ignored across
+    # exec); the arbiter stops it once the workers are down.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        background.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
     web_config = replace(config, start_workers=False)
 
@@ -105,11 +122,34 @@ def serve_production(config: Config, host: str, port: int, workers: int) -> int:
         f"processes\n  state: {config.db_path}",
         flush=True,
     )
+    arbiter = os.getpid()
+    code = 1
     try:
         Server().run()
+        code = 0
     except SystemExit as exc:
-        return int(exc.code or 0)
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     finally:
+        if os.getpid() != arbiter:
+            _leave_worker(code)
         background.terminate()
         background.join(timeout=5)
-    return 0
+        if background.is_alive():
+            background.kill()
+        if is_temporary:
+            shutil.rmtree(os.path.dirname(config.db_path), ignore_errors=True)
+    return code
+
+
+def _leave_worker(code: int) -> None:
+    """End a gunicorn worker whose run has returned here, after its fork.
+
+    The background process and the state file are the arbiter's. A worker
+    that went on would stop the background process (serve_production's
+    ``finally``, and multiprocessing's exit hook, which terminates every
+    daemon child it knows of, inherited handles included), so it leaves at
+    once, without exit hooks.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

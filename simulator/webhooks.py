@@ -180,28 +180,30 @@ class Outbox:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        rows = self.store.rows(
-            f"SELECT * FROM deliveries WHERE {' AND '.join(where)} "
-            "ORDER BY id LIMIT ?",
-            (*params, limit),
-        )
-        attempts: dict[int, list[dict]] = {}
-        if rows:
-            ids = ", ".join(str(r["id"]) for r in rows)
-            for a in self.store.rows(
-                f"SELECT * FROM delivery_attempts WHERE delivery_id IN ({ids}) "
-                "ORDER BY id"
-            ):
-                attempts.setdefault(a["delivery_id"], []).append(
-                    {
-                        "n": a["n"],
-                        "time": a["time"],
-                        "url": a["url"],
-                        "status_code": a["status_code"],
-                        "duration_ms": a["duration_ms"],
-                        "error": a["error"],
-                    }
-                )
+        # One snapshot: no attempt listed beside a state from before it.
+        with self.store.transaction():
+            rows = self.store.rows(
+                f"SELECT * FROM deliveries WHERE {' AND '.join(where)} "
+                "ORDER BY id LIMIT ?",
+                (*params, limit),
+            )
+            attempts: dict[int, list[dict]] = {}
+            if rows:
+                ids = ", ".join(str(r["id"]) for r in rows)
+                for a in self.store.rows(
+                    f"SELECT * FROM delivery_attempts WHERE delivery_id IN ({ids}) "
+                    "ORDER BY id"
+                ):
+                    attempts.setdefault(a["delivery_id"], []).append(
+                        {
+                            "n": a["n"],
+                            "time": a["time"],
+                            "url": a["url"],
+                            "status_code": a["status_code"],
+                            "duration_ms": a["duration_ms"],
+                            "error": a["error"],
+                        }
+                    )
         return [self.describe(r, attempts.get(r["id"], [])) for r in rows]
 
     @staticmethod
@@ -221,14 +223,17 @@ class Outbox:
         }
 
     def get(self, delivery_id: int) -> dict | None:
-        row = self.store.row("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
-        if row is None:
-            return None
-        attempts = self.store.rows(
-            "SELECT n, time, url, status_code, duration_ms, error "
-            "FROM delivery_attempts WHERE delivery_id = ? ORDER BY id",
-            (delivery_id,),
-        )
+        with self.store.transaction():
+            row = self.store.row(
+                "SELECT * FROM deliveries WHERE id = ?", (delivery_id,)
+            )
+            if row is None:
+                return None
+            attempts = self.store.rows(
+                "SELECT n, time, url, status_code, duration_ms, error "
+                "FROM delivery_attempts WHERE delivery_id = ? ORDER BY id",
+                (delivery_id,),
+            )
         return self.describe(row, attempts)
 
     def redeliver(self, delivery_id: int, unordered: bool = False) -> dict | None:

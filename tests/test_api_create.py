@@ -17,8 +17,6 @@ from conftest import (
     webhooks,
 )
 
-from simulator.clock import JAKARTA
-
 GROUP_KEY = re.compile(
     r"(hwoutboundoms|hwoutboundwms)\.(\d{4})\.(\d\d)\.(\d{8})\.(\d+)"
 )
