@@ -88,9 +88,8 @@ class Simulator:
             "client_id": order["client_id"],
             "group_key": order["group_key"],
             "events": events,
-            "webhooks": self.outbox.list(
-                client_id=order["client_id"], order_no=order["order_no"]
-            ),
+            "webhooks": self.outbox.list(order_id=order["id"]),
+            "lines": self.backend.order_lines(order["id"]),
             "created_by": created_by,
         }
 

@@ -814,6 +814,13 @@ class Backend:
         order = self._order(order_id)
         return views.wms_detail(order, self._lines(order_id))
 
+    def order_lines(self, order_id: int) -> list[dict]:
+        """Every line with what each step reached (packed and loaded too)."""
+        return [
+            {k: v for k, v in line.items() if k != "order_id"}
+            for line in self._lines(order_id)
+        ]
+
     def order_view(self, order_id: int) -> dict:
         order = self._order(order_id)
         return views.wms_detail(order, self._lines(order_id))

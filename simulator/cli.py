@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -184,7 +185,12 @@ def serve(args: argparse.Namespace) -> int:
     simulator = app.extensions["shipper_sim"]
 
     try:
-        server = make_server(args.host, args.port, app, threaded=True)
+        # Bound here, not by werkzeug, which would exit on its own when the
+        # port is taken.
+        listener = socket.create_server((args.host, args.port))
+        server = make_server(
+            args.host, args.port, app, threaded=True, fd=listener.fileno()
+        )
     except OSError as exc:
         print(f"shipper-sim: cannot listen on {args.host}:{args.port}: {exc}",
               file=sys.stderr)

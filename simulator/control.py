@@ -200,6 +200,7 @@ def list_webhooks():
             event=request.args.get("event") or None,
             state=request.args.get("state") or None,
             limit=int_arg("limit") or 500,
+            newest_first=request.args.get("newest") in ("1", "true"),
         )
     }
 
