@@ -169,6 +169,8 @@ class Outbox:
         event: str | None = None,
         state: str | None = None,
         limit: int = 500,
+        order_id: int | None = None,
+        newest_first: bool = False,
     ) -> list[dict]:
         where, params = ["1 = 1"], []
         for column, value in (
@@ -176,6 +178,7 @@ class Outbox:
             ("order_no", order_no),
             ("event", event),
             ("state", state),
+            ("order_id", order_id),
         ):
             if value is not None:
                 where.append(f"{column} = ?")
@@ -184,7 +187,7 @@ class Outbox:
         with self.store.transaction():
             rows = self.store.rows(
                 f"SELECT * FROM deliveries WHERE {' AND '.join(where)} "
-                "ORDER BY id LIMIT ?",
+                f"ORDER BY id {'DESC' if newest_first else 'ASC'} LIMIT ?",
                 (*params, limit),
             )
             attempts: dict[int, list[dict]] = {}
