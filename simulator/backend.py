@@ -601,32 +601,50 @@ class Backend:
     ) -> tuple[list[dict], dict]:
         where = ["client_id = ?"]
         params: list = [client["client_id"]]
+        # The same filters on order_counts (see the store), while no date
+        # filter makes it a COUNT(*).
+        counted = list(where)
         if outbound_type == "OMS":
             where.append("kind = 'B2C'")
+            counted.append("kind = 'B2C'")
         else:
             where.append("last_step IS NOT NULL")
+            counted.append("in_wms = 1")
 
         for prefix in ("created", "updated"):
             start, end = query.get(f"{prefix}_start"), query.get(f"{prefix}_end")
             if start:
                 where.append(f"{prefix} >= ?")
                 params.append(_jakarta_midnight(start))
+                counted = None
             if end:
                 where.append(f"{prefix} < ?")
                 params.append(_jakarta_midnight(end + timedelta(days=1)))
+                counted = None
+        filters = []
         if query.get("warehouse_id"):
-            where.append("warehouse_id = ?")
+            filters.append("warehouse_id = ?")
             params.append(query["warehouse_id"])
         if query.get("order_type"):
             types = ORDER_TYPE_FILTER[query["order_type"]]
-            where.append(f"order_type IN ({', '.join('?' for _ in types)})")
+            filters.append(f"order_type IN ({', '.join('?' for _ in types)})")
             params.extend(types)
         if query.get("so_status"):
-            where.append("status = ?")
+            filters.append("status = ?")
             params.append(query["so_status"])
+        where += filters
 
         clause = " AND ".join(where)
-        total = self.store.value(f"SELECT COUNT(*) FROM orders WHERE {clause}", params)
+        if counted is None:
+            total = self.store.value(
+                f"SELECT COUNT(*) FROM orders WHERE {clause}", params
+            )
+        else:
+            total = self.store.value(
+                "SELECT COALESCE(SUM(n), 0) FROM order_counts "
+                f"WHERE {' AND '.join(counted + filters)}",
+                params,
+            )
         page, limit = query["page"], query["limit"]
         rows = self.store.rows(
             f"SELECT * FROM orders WHERE {clause} ORDER BY created DESC, id DESC "
