@@ -30,6 +30,7 @@ import tomllib
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -40,9 +41,12 @@ from faker import Faker
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from .app import create_app
+from .clock import iso_utc, parse_iso_utc
 from .config import Config
+from .errors import ERROR_CODES
 from .fakedata import fake_b2b_body, fake_b2c_body, fake_lines, make_faker
 from .fixtures import builtin_scenarios_dir
+from .schemas import FAULT_ENDPOINTS
 from .statuses import API_STATUSES, STEP_NAMES, WMS_CODE_NAMES
 
 BASE = "/v3/fulfillment"
@@ -68,6 +72,8 @@ POLL_INTERVAL = 0.05
 # How often the run's own servers look for a stop request.
 STOP_POLL = 0.05
 HTTP_TIMEOUT = 10.0
+# How long a stopping simulator of the run's own waits for a delivery in flight.
+DELIVERY_STOP_WAIT = 2.0
 
 # Client ids of scenario runs: far from the fixtures' six-digit ids.
 CLIENT_ID_RANGE = (100_000_000, 999_999_999)
@@ -95,6 +101,14 @@ class ScenarioError(Exception):
 
 class StepError(Exception):
     """A step could not do what it says; the steps after it cannot run."""
+
+
+class NoAnswer(StepError):
+    """The simulator closed the connection, or did not answer in time."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ExpectationFailed(Exception):
@@ -125,6 +139,7 @@ TABLE = Key((dict,), "a table")
 CODE = Key((str, int), 'a status code such as "70"')
 TEXT_OR_FLAG = Key((str, bool), "a string or true")
 SCALAR = Key((str, int, float, bool), "a string, number or boolean")
+MOMENT = Key((str, datetime), 'a time in UTC such as "2022-07-15T04:00:00Z"')
 
 TOP_KEYS = {
     "title": TEXT,
@@ -169,6 +184,7 @@ STEP_KINDS: dict[str, dict[str, Key]] = {
         "lines": LIST,
         "body": TABLE,
         "expect_error": WHOLE,
+        "expect_status": WHOLE,
     },
     "update": {
         "update": TEXT,
@@ -176,12 +192,14 @@ STEP_KINDS: dict[str, dict[str, Key]] = {
         "lines": LIST,
         "body": TABLE,
         "expect_error": WHOLE,
+        "expect_status": WHOLE,
     },
     "cancel": {
         "cancel": TEXT,
         "client": TEXT,
         "reason": TEXT,
         "expect_error": WHOLE,
+        "expect_status": WHOLE,
     },
     "advance": {
         "advance": TEXT,
@@ -192,6 +210,29 @@ STEP_KINDS: dict[str, dict[str, Key]] = {
         "expect_refused": TEXT_OR_FLAG,
     },
     "wait": {"wait": NUMBER},
+    "fault": {
+        "fault": TEXT,
+        "client": TEXT,
+        # What it matches: an API call, or a webhook.
+        "endpoint": TEXT,
+        "method": TEXT,
+        "path": TEXT,
+        "event": TEXT,
+        "order": TEXT,
+        # How many it hits.
+        "count": WHOLE,
+        "rate": NUMBER,
+        "seed": WHOLE,
+        # What goes wrong.
+        "error_code": WHOLE,
+        "status": WHOLE,
+        "delay": NUMBER,
+        "drop": FLAG,
+        "duplicate": FLAG,
+        "late": NUMBER,
+        "out_of_order": FLAG,
+    },
+    "clock": {"clock": TEXT, "at": MOMENT, "seconds": NUMBER},
     "expect": {
         "expect": TEXT,
         "client": TEXT,
@@ -220,6 +261,7 @@ STEP_KINDS: dict[str, dict[str, Key]] = {
         "attempts": WHOLE,
         "replies": LIST,
         "count": WHOLE,
+        "redeliveries": WHOLE,
         "fields": TABLE,
         "timeout": NUMBER,
     },
@@ -233,8 +275,34 @@ STEP_KINDS: dict[str, dict[str, Key]] = {
 }
 EXPECTATION_KINDS = frozenset(k for k in STEP_KINDS if k.startswith("expect"))
 # Keys that turn an action step into an expectation as well.
-EXPECTING_KEYS = ("expect_error", "expect_refused")
+EXPECTING_KEYS = ("expect_error", "expect_status", "expect_refused")
 STOCK_TYPES = {"wms": "WMS", "oms": "OMS", "omswms": "OMSWMS"}
+
+# A fault step's keys by target, as POST /_sim/faults takes them (``order``
+# becomes ``order_no``); the runner adds the run's ``client_id``.
+FAULT_MATCHERS = {
+    "api": ("endpoint", "method", "path"),
+    "webhook": ("event", "order"),
+}
+FAULT_EFFECTS = {
+    "api": ("error_code", "status", "delay", "drop"),
+    "webhook": ("duplicate", "late", "out_of_order"),
+}
+FAULT_AMOUNTS = ("count", "rate", "seed")
+FAULT_METHODS = ("GET", "POST", "PUT", "PATCH")
+# The limits the control API puts on a fault's numbers.
+FAULT_LIMITS = {
+    "count": (1, 1_000_000),
+    "rate": (0, 1),
+    "seed": (0, 2**31 - 1),
+    "status": (400, 599),
+    "delay": (0, 60),
+    "late": (0, 3600),
+}
+CLOCK_ACTIONS = ("freeze", "advance", "unfreeze")
+MAX_CLOCK_ADVANCE = 10 * 365 * 86_400
+# What expect_status takes: an HTTP error status, or 0 for no answer at all.
+NO_ANSWER = 0
 
 
 def _test_not(operand: Any, got: Any) -> bool:
@@ -529,6 +597,13 @@ class _Loader:
             self.fail(where, f"client {step['client']!r} is not defined")
         if not 0 <= table.get("timeout", 0) <= MAX_SECONDS:
             self.fail(where, f"timeout must be 0 to {MAX_SECONDS:g} seconds")
+        status = table.get("expect_status", NO_ANSWER)
+        if status != NO_ANSWER and not 400 <= status <= 599:
+            self.fail(
+                where,
+                f"expect_status = {status}: give the HTTP status of a refusal "
+                "(400 to 599, e.g. 503), or 0 for no answer at all",
+            )
 
         getattr(self, f"check_{kind}")(where, step)
         return step
@@ -566,7 +641,7 @@ class _Loader:
         name = step.get("as")
         if name is None:
             return
-        if "expect_error" in step:
+        if "expect_error" in step or "expect_status" in step:
             self.fail(
                 where,
                 "a create that must fail stores no order, so it cannot be named; "
@@ -628,6 +703,114 @@ class _Loader:
     def check_wait(self, where: str, step: Step) -> None:
         if not 0 <= step.target <= MAX_SECONDS:
             self.fail(where, f"wait must be 0 to {MAX_SECONDS:g} seconds")
+
+    def check_fault(self, where: str, step: Step) -> None:
+        target = step.target
+        if target not in FAULT_MATCHERS:
+            self.fail(
+                where,
+                f'fault = {_show(target)}; use "api" (Shipper API calls) or '
+                '"webhook" (deliveries)',
+            )
+
+        # A key of the other target would be dropped or refused by the
+        # simulator; say so now, before anything runs.
+        other = "webhook" if target == "api" else "api"
+        for key in FAULT_MATCHERS[other] + FAULT_EFFECTS[other]:
+            if key in step:
+                self.fail(
+                    where,
+                    f"{key} goes with a {other} fault; a {target} fault takes "
+                    + ", ".join(FAULT_MATCHERS[target] + FAULT_EFFECTS[target]),
+                )
+
+        effects = [key for key in FAULT_EFFECTS[target] if step.get(key)]
+        if not effects:
+            self.fail(
+                where,
+                f"does nothing; give {_either(FAULT_EFFECTS[target])}",
+            )
+        if "error_code" in step and "status" in step:
+            self.fail(where, "give error_code or status, not both")
+        if "error_code" in step and step["error_code"] not in ERROR_CODES:
+            self.fail(
+                where,
+                f"error_code = {step['error_code']} is not one of Shipper's codes "
+                f"({', '.join(str(code) for code in ERROR_CODES)})",
+            )
+
+        for key, (low, high) in FAULT_LIMITS.items():
+            if key in step and not low <= step[key] <= high:
+                self.fail(where, f"{key} must be {low} to {high}, got {step[key]}")
+        if "seed" in step and "rate" not in step:
+            self.fail(where, "seed only draws for a rate; add rate or remove seed")
+
+        if step.get("endpoint", FAULT_ENDPOINTS[0]) not in FAULT_ENDPOINTS:
+            self.fail(
+                where,
+                f"endpoint = {_show(step['endpoint'])} is no operation; use one of "
+                f"{', '.join(FAULT_ENDPOINTS)}",
+            )
+        if "method" in step:
+            method = step["method"].upper()
+            if method not in FAULT_METHODS:
+                self.fail(
+                    where,
+                    f"method = {_show(step['method'])}; use one of "
+                    f"{', '.join(FAULT_METHODS)}",
+                )
+            step.options["method"] = method
+        if step.get("event", EVENTS[0]) not in EVENTS:
+            self.fail(
+                where,
+                f"event = {_show(step['event'])}; use one of {', '.join(EVENTS)}",
+            )
+        if "order" in step:
+            self.check_order(where, step["order"], "order")
+
+    def check_clock(self, where: str, step: Step) -> None:
+        action = step.target
+        if action not in CLOCK_ACTIONS:
+            self.fail(
+                where,
+                f"clock = {_show(action)}; use one of {', '.join(CLOCK_ACTIONS)}",
+            )
+        if "at" in step and action != "freeze":
+            self.fail(where, 'at goes with clock = "freeze"')
+        if "seconds" in step and action != "advance":
+            self.fail(where, 'seconds goes with clock = "advance"')
+
+        if action == "advance":
+            seconds = step.get("seconds")
+            if seconds is None:
+                self.fail(where, "seconds is required: how far to move the clock?")
+            if not 0 <= seconds <= MAX_CLOCK_ADVANCE:
+                self.fail(
+                    where,
+                    f"seconds must be 0 to {MAX_CLOCK_ADVANCE} (ten years), "
+                    f"got {seconds:g}",
+                )
+        if "at" in step:
+            step.options["at"] = self.check_moment(where, step["at"])
+
+    def check_moment(self, where: str, value: str | datetime) -> float:
+        """Unix seconds of ``"2022-07-15T04:00:00Z"`` or a TOML date-time."""
+        if isinstance(value, str):
+            try:
+                return parse_iso_utc(value)
+            except ValueError:
+                self.fail(
+                    where,
+                    f'at = {_show(value)}; write a UTC time as "2022-07-15T04:00:00Z"',
+                )
+
+        # TOML's own date-times: a local one (no offset) names no moment.
+        if value.tzinfo is None:
+            self.fail(
+                where,
+                f"at = {value.isoformat()} has no time zone; end it with Z for UTC",
+            )
+        return value.timestamp()
 
     def check_expect(self, where: str, step: Step) -> None:
         kind = self.check_order(where, step.target, "expect")
@@ -709,8 +892,11 @@ class _Loader:
         count = step.get("count")
         if count is not None and count < 0:
             self.fail(where, "count must be 0 or more")
+        if step.get("redeliveries", 0) < 0:
+            self.fail(where, "redeliveries must be 0 or more")
         if count == 0:
-            extra = [k for k in ("state", "attempts", "replies", "fields") if k in step]
+            checks = ("state", "attempts", "replies", "redeliveries", "fields")
+            extra = [k for k in checks if k in step]
             if extra:
                 self.fail(
                     where,
@@ -795,6 +981,11 @@ class _Loader:
                         f"${{{name}.{attr}}}: {name} has no {attr}; use "
                         f"{', '.join(allowed)}",
                     )
+
+
+def _either(words: tuple[str, ...]) -> str:
+    """``error_code, status, delay or drop``."""
+    return ", ".join(words[:-1]) + f" or {words[-1]}"
 
 
 def _code_text(value: Any) -> str:
@@ -1071,6 +1262,9 @@ class LocalSimulator:
         self._thread.join(timeout=5)
         simulator = self.app.extensions["shipper_sim"]
         simulator.stop()
+        # stop() lets a delivery in flight run on, and it records its attempt:
+        # the store stays open until it has.
+        simulator.dispatcher.wait_idle(timeout=DELIVERY_STOP_WAIT)
         simulator.store.close()
         self._http_log.setLevel(self._http_log_level)
 
@@ -1186,6 +1380,10 @@ class ScenarioRun:
         self.orders: dict[str, RunOrder] = {}
         self.express: dict[str, list[dict]] = {}
         self.used_numbers: set[str] = set()
+        # What the run changes for every user of the simulator, to undo.
+        self.fault_ids: list[int] = []
+        self.moved_clock = False
+        self.clock_was_frozen: bool | None = None
 
     # -- HTTP
     def call(
@@ -1207,10 +1405,27 @@ class ScenarioRun:
                 **kwargs,
             )
         except requests.RequestException as exc:
-            raise StepError(
+            raise NoAnswer(
                 f"{method} {path}: no answer from the simulator at "
-                f"{self.simulator_url} ({exc})"
+                f"{self.simulator_url} ({exc})",
+                _short_reason(exc),
             ) from None
+
+    def send(
+        self, step: Step, method: str, path: str, api_key: str, body: dict
+    ) -> requests.Response | NoAnswer:
+        """An action step's Shipper API call.
+
+        Without an answer it ends the run, unless the step expects none
+        (``expect_status = 0``, a dropped connection): then the NoAnswer is
+        handed back for check_refusal to judge.
+        """
+        try:
+            return self.call(method, path, api_key, json=body)
+        except NoAnswer as exc:
+            if step.get("expect_status") != NO_ANSWER:
+                raise
+            return exc
 
     def control_json(self, method: str, path: str, **kwargs: Any) -> dict:
         """A control API call that must succeed."""
@@ -1322,6 +1537,31 @@ class ScenarioRun:
                 # Best effort: the simulator may already be gone.
                 pass
 
+    def clean_up(self) -> None:
+        """Remove the run's faults, and unfreeze the clock if the run froze it."""
+        notes = []
+        removed = 0
+        for fault_id in self.fault_ids:
+            try:
+                response = self.call("DELETE", f"/_sim/faults/{fault_id}")
+            except StepError:
+                notes.append("the simulator did not answer; its faults may remain")
+                break
+            # 404: it ran out, and the simulator dropped it already.
+            removed += response.status_code == 200
+        if removed:
+            notes.append(f"removed {removed} fault(s) that had not run out")
+
+        if self.moved_clock and not self.clock_was_frozen:
+            try:
+                self.control_json("POST", "/_sim/clock/unfreeze")
+                notes.append("unfroze the clock")
+            except StepError as exc:
+                notes.append(f"could not unfreeze the clock: {exc}")
+
+        if notes:
+            print(f"  after the run: {'; '.join(notes)}", file=self.out, flush=True)
+
     # -- the steps
     def run(self) -> list[StepResult]:
         results = []
@@ -1373,6 +1613,12 @@ class ScenarioRun:
                 what += f" ({short})" if short else ""
         elif step.kind == "wait":
             what = f"wait {step.target:g} s"
+        elif step.kind == "fault":
+            what = f"{step.target} fault"
+        elif step.kind == "clock" and step.target == "advance":
+            what = f"clock advance {step['seconds']:g} s"
+        elif step.kind == "clock" and "at" in step:
+            what = f"clock freeze at {iso_utc(step['at'])}"
         elif step.kind == "expect_stock":
             what = f"expect stock of {step.target}"
         elif step.kind == "expect_webhook":
@@ -1429,8 +1675,8 @@ class ScenarioRun:
         lines = step.get("lines") or self.lines_from_stock(client, warehouse_id)
         body = self.make_body(kind, client, warehouse_id, lines, step)
 
-        response = self.call(
-            "POST", f"{BASE}/outbound/{KIND_PATH[kind]}", client.api_key, json=body
+        response = self.send(
+            step, "POST", f"{BASE}/outbound/{KIND_PATH[kind]}", client.api_key, body
         )
         refusal = self.check_refusal(step, response)
         if refusal:
@@ -1526,9 +1772,8 @@ class ScenarioRun:
             body["details"] = self.details_for(order, step["lines"])
         body.update(self.substitute(step.get("body", {})))
 
-        response = self.call(
-            "PUT", f"{BASE}/outbound/{KIND_PATH[order.kind]}", client.api_key, json=body
-        )
+        path = f"{BASE}/outbound/{KIND_PATH[order.kind]}"
+        response = self.send(step, "PUT", path, client.api_key, body)
         refusal = self.check_refusal(step, response)
         if refusal:
             return refusal
@@ -1570,38 +1815,52 @@ class ScenarioRun:
             "warehouse_id": order.warehouse_id,
             "cancel_reason": step.get("reason", "cancelled by scenario"),
         }
-        response = self.call(
+        response = self.send(
+            step,
             "PATCH",
             f"{BASE}/outbound/{KIND_PATH[order.kind]}/cancel",
             client.api_key,
-            json={"data": {"cancellation": cancellation}},
+            {"data": {"cancellation": cancellation}},
         )
         return self.check_refusal(step, response) or f"ok, {order.order_no} cancelled"
 
-    def check_refusal(self, step: Step, response: requests.Response) -> str | None:
+    def check_refusal(
+        self, step: Step, response: requests.Response | NoAnswer
+    ) -> str | None:
         """None when a call that must succeed did; the outcome when it must fail."""
+        if isinstance(response, NoAnswer):
+            # send() hands one back only to a step with expect_status = 0.
+            return f"no answer, as expected ({response.reason})"
+
         expected = step.get("expect_error")
+        status = step.get("expect_status")
         code = _shipper_code(response)
         reason = _shipper_reason(response)
+        got = response.status_code
 
-        if expected is None:
-            if response.status_code == 200:
+        if expected is None and status is None:
+            if got == 200:
                 return None
-            raise StepError(
-                f"refused with HTTP {response.status_code}, code {code}: {reason}"
+            raise StepError(f"refused with HTTP {got}, code {code}: {reason}")
+
+        wanted = _refusal_text(expected, status)
+        if got == 200:
+            raise ExpectationFailed([f"expected {wanted}, but the call succeeded"])
+        if status == NO_ANSWER:
+            raise ExpectationFailed(
+                [f"expected {wanted}, got HTTP {got}, code {code}: {reason}"]
+            )
+        if status is not None and got != status:
+            raise ExpectationFailed(
+                [f"expected {wanted}, got HTTP {got} (code {code}): {reason}"]
+            )
+        if expected is not None and code != expected:
+            raise ExpectationFailed(
+                [f"expected {wanted}, got {code} (HTTP {got}): {reason}"]
             )
 
-        if response.status_code == 200:
-            raise ExpectationFailed(
-                [f"expected error {expected}, but the call succeeded"]
-            )
-        if code != expected:
-            raise ExpectationFailed(
-                [
-                    f"expected error {expected}, got {code} "
-                    f"(HTTP {response.status_code}): {reason}"
-                ]
-            )
+        if status is not None:
+            return f"refused with HTTP {got}, code {code} as expected ({reason})"
         return f"refused with {code} as expected ({reason})"
 
     def do_advance(self, step: Step) -> str:
@@ -1645,6 +1904,45 @@ class ScenarioRun:
     def do_wait(self, step: Step) -> str:
         time.sleep(step.target)
         return "ok"
+
+    def do_fault(self, step: Step) -> str:
+        order = self.order_named(step["order"]) if "order" in step else None
+        client = self.client_of(step, order)
+
+        # Scoped to the run's client, so a shared simulator's other users
+        # never meet it.
+        fault: dict[str, Any] = {"target": step.target, "client_id": client.client_id}
+        keys = FAULT_MATCHERS[step.target] + FAULT_AMOUNTS + FAULT_EFFECTS[step.target]
+        fault.update((key, step[key]) for key in keys if key in step and key != "order")
+        if order is not None:
+            fault["order_no"] = order.order_no
+
+        added = self.control_json("POST", "/_sim/faults", json=fault)
+        self.fault_ids.append(added["id"])
+        return f"ok, fault {added['id']} on {_fault_text(step)}"
+
+    def do_clock(self, step: Step) -> str:
+        if self.clock_was_frozen is None:
+            # Frozen by someone else before the run: theirs to unfreeze.
+            self.clock_was_frozen = self.control_json("GET", "/_sim/clock")["frozen"]
+
+        if step.target == "freeze":
+            at = {"at": step["at"]} if "at" in step else {}
+            state = self.control_json("POST", "/_sim/clock/freeze", json=at)
+            self.moved_clock = True
+            return f"ok, frozen at {state['iso']}"
+
+        if step.target == "advance":
+            state = self.control_json(
+                "POST", "/_sim/clock/advance", json={"seconds": step["seconds"]}
+            )
+            # An advance freezes a running clock first.
+            self.moved_clock = True
+            return f"ok, now {state['iso']}, {state['ran']} due job(s) run on the way"
+
+        state = self.control_json("POST", "/_sim/clock/unfreeze", json={})
+        self.moved_clock = False
+        return f"ok, real time again ({state['iso']})"
 
     # -- expectations
     def do_expect(self, step: Step) -> str:
@@ -1866,9 +2164,11 @@ class ScenarioRun:
         def is_settled(found: list[dict]) -> bool:
             if count is not None and len(found) < count:
                 return False
-            return bool(found) and (
-                found[0]["state"] == state or found[0]["state"] in FINAL_STATES
-            )
+            if not found or found[0]["state"] in FINAL_STATES:
+                return bool(found)
+            # Still pending: wait for the attempts asked for, as well.
+            tried = len(found[0]["attempts"])
+            return found[0]["state"] == state and tried >= step.get("attempts", 0)
 
         found = self.poll(matching, is_settled, timeout)
         if not found:
@@ -1880,6 +2180,10 @@ class ScenarioRun:
         failures = self.delivery_failures(step, delivery, found, state, timeout)
         if self.receiver is not None and delivery["state"] == "delivered":
             failures += self.receipt_failures(delivery, client)
+        copies: list[dict] = []
+        if "redeliveries" in step:
+            copies = self.redeliveries_of(delivery, order, client, step, timeout)
+            failures += self.redelivery_failures(step, copies, client)
         if failures:
             raise ExpectationFailed(failures)
 
@@ -1890,7 +2194,57 @@ class ScenarioRun:
             said += f", {len(step['fields'])} field(s) match"
         if self.receiver is not None and delivery["state"] == "delivered":
             said += ", and the receiver got it"
+        if "redeliveries" in step:
+            said += "; " + _times_sent_again(len(copies))
         return said
+
+    def redeliveries_of(
+        self,
+        delivery: dict,
+        order: RunOrder,
+        client: RunClient,
+        step: Step,
+        timeout: float,
+    ) -> list[dict]:
+        """The copies of a delivery in the log (a duplicate fault, a redeliver)."""
+
+        def copies() -> list[dict]:
+            params = {
+                "client_id": client.client_id,
+                "order_no": order.order_no,
+                "event": delivery["event"],
+            }
+            found = self.control_json("GET", "/_sim/webhooks", params=params)
+            return [
+                d for d in found["webhooks"] if d["redelivery_of"] == delivery["id"]
+            ]
+
+        # A copy is queued once the first is delivered; wait for it to settle.
+        return self.poll(
+            copies,
+            lambda found: (
+                len(found) >= step["redeliveries"]
+                and all(d["state"] in FINAL_STATES for d in found)
+            ),
+            timeout,
+        )
+
+    def redelivery_failures(
+        self, step: Step, copies: list[dict], client: RunClient
+    ) -> list[str]:
+        failures = []
+        if len(copies) != step["redeliveries"]:
+            failures.append(
+                f"redeliveries: expected {step['redeliveries']}, the log shows "
+                f"{_states(copies) if copies else 0}"
+            )
+        for copy in copies:
+            if self.receiver is not None and copy["state"] == "delivered":
+                failures += [
+                    f"redelivery {copy['id']}: {problem}"
+                    for problem in self.receipt_failures(copy, client)
+                ]
+        return failures
 
     def delivery_failures(
         self,
@@ -2098,6 +2452,62 @@ def _shipper_code(response: requests.Response) -> int | None:
         return None
 
 
+def _short_reason(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {HTTP_TIMEOUT:g} s"
+    if isinstance(exc, requests.ConnectionError):
+        return "the connection closed without an answer"
+    return type(exc).__name__
+
+
+def _times_sent_again(copies: int) -> str:
+    if copies == 0:
+        return "not sent again"
+    return "sent again once" if copies == 1 else f"sent again {copies} times"
+
+
+def _refusal_text(code: int | None, status: int | None) -> str:
+    """``error 3011``, ``HTTP 503``, ``HTTP 503 with error 803``, ``no answer``."""
+    if status == NO_ANSWER:
+        return "no answer"
+    if status is None:
+        return f"error {code}"
+    return f"HTTP {status}" + (f" with error {code}" if code is not None else "")
+
+
+def _fault_text(step: Step) -> str:
+    """``the next create_sales_order call: HTTP 503``, for the step's line."""
+    if step.target == "api":
+        named = step.get("endpoint") or " ".join(
+            str(step[key]) for key in ("method", "path") if key in step
+        )
+        noun = f"{named or 'Shipper API'} call"
+    else:
+        noun = f"{step.get('event', 'any')} webhook"
+        noun += f" of {step['order']}" if "order" in step else ""
+
+    count = step.get("count")
+    if "rate" in step:
+        amount = f"{step['rate']:.0%} of {noun}s (seed {step.get('seed', 0)})"
+        amount += f", at most {count}" if count else ""
+    elif count and count > 1:
+        amount = f"the next {count} {noun}s"
+    else:
+        amount = f"the next {noun}"
+
+    effects = {
+        "error_code": lambda v: f"error {v}",
+        "status": lambda v: f"HTTP {v}",
+        "delay": lambda v: f"{v:g} s delay",
+        "drop": lambda v: "connection dropped",
+        "duplicate": lambda v: "sent twice",
+        "late": lambda v: f"{v:g} s late",
+        "out_of_order": lambda v: "after the order's next webhook",
+    }
+    done = [say(step[key]) for key, say in effects.items() if step.get(key)]
+    return f"{amount}: {', '.join(done)}"
+
+
 def _shipper_reason(response: requests.Response) -> str:
     return response.headers.get("x-sim-error") or "no reason given"
 
@@ -2174,6 +2584,8 @@ def run_scenario(
         else:
             if simulator_url and receiver is not None:
                 stack.callback(run.detach)
+            # Undone first on the way out, while the simulator still answers.
+            stack.callback(run.clean_up)
             for client in run.clients.values():
                 print(
                     f"  {client.name}: {client.client_id} {client.tenant_name!r}, "

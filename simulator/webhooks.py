@@ -422,7 +422,9 @@ class Dispatcher:
         return status_code, error, (time.perf_counter() - started) * 1000
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Deliveries in flight finish (each within the webhook timeout), so
+        # the store can be closed safely right after.
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self._session.close()
 
 

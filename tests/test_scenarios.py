@@ -6,10 +6,12 @@ import io
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import requests
 
 from simulator.scenarios import (
     MATCHERS,
@@ -278,6 +280,62 @@ def test_a_simulator_that_is_not_there_is_a_setup_failure(tmp_path):
             'step 1 (wait): wait must be a number, got "soon"',
         ),
         ("[[steps]\n", "not valid TOML"),
+        (
+            '[[steps]]\nfault = "api"\nendpoint = "create_sales_order"',
+            "step 1 (fault): does nothing; give error_code, status, delay or drop",
+        ),
+        (
+            '[[steps]]\nfault = "api"\nendpoint = "create_order"\nstatus = 503',
+            'step 1 (fault): endpoint = "create_order" is no operation',
+        ),
+        (
+            '[[steps]]\nfault = "api"\nstatus = 503\nduplicate = true',
+            "step 1 (fault): duplicate goes with a webhook fault",
+        ),
+        (
+            '[[steps]]\nfault = "webhook"\norder = "later"\nduplicate = true',
+            'step 1 (fault): order = "later": no earlier create step',
+        ),
+        (
+            '[[steps]]\nfault = "api"\nerror_code = 3999',
+            "step 1 (fault): error_code = 3999 is not one of Shipper's codes",
+        ),
+        (
+            '[[steps]]\nfault = "api"\nstatus = 503\nrate = 1.5',
+            "step 1 (fault): rate must be 0 to 1, got 1.5",
+        ),
+        (
+            '[[steps]]\nfault = "network"\ndrop = true',
+            'step 1 (fault): fault = "network"; use "api"',
+        ),
+        (
+            '[[steps]]\nfault = "api"\nstatus = 503\nlate = true',
+            "step 1 (fault): late must be a number, got true",
+        ),
+        (
+            '[[steps]]\nclock = "advance"',
+            "step 1 (clock): seconds is required",
+        ),
+        (
+            '[[steps]]\nclock = "freeze"\nat = "2022-07-15 04:00"',
+            'step 1 (clock): at = "2022-07-15 04:00"; write a UTC time',
+        ),
+        (
+            '[[steps]]\nclock = "freeze"\nat = 2022-07-15T04:00:00',
+            "step 1 (clock): at = 2022-07-15T04:00:00 has no time zone",
+        ),
+        (
+            '[[steps]]\nclock = "unfreeze"\nseconds = 5',
+            'step 1 (clock): seconds goes with clock = "advance"',
+        ),
+        (
+            '[[steps]]\ncreate = "b2c"\nexpect_status = 200',
+            "step 1 (create): expect_status = 200: give the HTTP status of a refusal",
+        ),
+        (
+            '[[steps]]\ncreate = "b2c"\nas = "o"\nexpect_status = 503',
+            "step 1 (create): a create that must fail stores no order",
+        ),
     ],
 )
 def test_a_malformed_scenario_exits_2_naming_the_problem(
@@ -321,6 +379,21 @@ def test_load_scenario_normalises_codes(tmp_path):
     assert steps[2]["sequence"] == ["so_created", "00", "pgi"]
 
 
+def test_load_scenario_reads_fault_and_clock_steps(tmp_path):
+    path = write(
+        tmp_path,
+        'title = "t"\n[[steps]]\nclock = "freeze"\nat = 2022-07-15T04:00:00Z\n'
+        '[[steps]]\nclock = "freeze"\nat = "2022-07-15T04:00:00Z"\n'
+        '[[steps]]\nfault = "api"\nmethod = "put"\npath = "/outbound"\ndrop = true\n',
+    )
+
+    steps = load_scenario(path).steps
+
+    assert steps[0]["at"] == steps[1]["at"] == 1657857600.0
+    assert steps[2]["method"] == "PUT"
+    assert not steps[2].is_expectation
+
+
 def test_load_scenario_refuses_a_missing_file(tmp_path):
     with pytest.raises(ScenarioError, match="cannot be read"):
         load_scenario(tmp_path / "absent.toml")
@@ -359,6 +432,194 @@ def test_lookup_says_where_it_stopped():
 )
 def test_mismatch(expected, got, ok):
     assert (mismatch(expected, got) is None) is ok
+
+
+# -- faults and the clock
+
+
+def simulator_json(simulator: LocalSimulator, method: str, path: str) -> dict:
+    with requests.Session() as session:
+        session.trust_env = False
+        response = session.request(method, simulator.url + path, json={}, timeout=5)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_faults_then_recovery_shows_the_retry_and_the_copy():
+    result, output = run("faults_then_recovery")
+
+    assert result.passed, output
+    assert "refused with HTTP 503, code 803 as expected" in output
+    assert "no answer, as expected (the connection closed without an answer)" in output
+    assert "status 00 delivered after 1 attempt" in output
+    assert "sent again once" in output
+    assert "after the run" not in output  # every fault ran out
+
+
+SCOPED = """
+title = "A fault hits the run's own client only"
+
+[clients.other]
+warehouses = ["WH-TGR04"]
+
+[[stock]]
+sku = "SKU-A"
+qty = 9
+
+[[stock]]
+client = "other"
+sku = "SKU-A"
+qty = 9
+
+[[steps]]
+fault = "api"
+endpoint = "create_sales_order"
+status = 429
+count = 5
+
+[[steps]]
+create = "b2c"
+client = "other"
+as = "theirs"
+lines = [{ sku = "SKU-A", qty_ordered = 1 }]
+
+[[steps]]
+create = "b2c"
+lines = [{ sku = "SKU-A", qty_ordered = 1 }]
+expect_status = 429
+
+[[steps]]
+fault = "api"
+client = "other"
+endpoint = "cancel_sales_order"
+error_code = 3011
+note = "on the other client this time"
+
+[[steps]]
+cancel = "theirs"
+expect_error = 3011
+"""
+
+
+def test_a_fault_is_scoped_to_the_run_and_removed_at_the_end(tmp_path):
+    simulator = LocalSimulator(FAST)
+    try:
+        result, output = run(write(tmp_path, SCOPED), simulator_url=simulator.url)
+        left = simulator_json(simulator, "GET", "/_sim/faults")["faults"]
+    finally:
+        simulator.stop()
+
+    assert result.passed, output
+    assert "ok, fault 1 on the next 5 create_sales_order calls: HTTP 429" in output
+    assert "create B2C theirs as other: ok" in output
+    assert "refused with HTTP 429, code 803 as expected" in output
+    assert (
+        "refused with 3011 as expected (fault 2 (error_code=3011) injected)" in output
+    )
+    assert "after the run: removed 1 fault(s) that had not run out" in output
+    assert left == []
+
+
+def test_an_api_fault_that_does_not_fire_fails_the_expectation(tmp_path):
+    text = SCOPED.replace("status = 429", "status = 503", 1)
+    result, output = run(write(tmp_path, text))
+
+    assert [r.number for r in result.failed] == [3]
+    assert "expected HTTP 429, got HTTP 503 (code 803)" in output
+
+    text = SCOPED.replace('endpoint = "create_sales_order"', 'endpoint = "get_stock"')
+    result, output = run(write(tmp_path, text))
+
+    assert [r.number for r in result.failed] == [3]
+    assert "expected HTTP 429, but the call succeeded" in output
+
+
+def test_retry_schedule_runs_on_the_virtual_clock_in_well_under_a_second():
+    # The scenario's own schedule (60, 300, 900 s): 21 minutes in real time.
+    simulator = LocalSimulator({"retry_delays": [60, 300, 900]})
+    try:
+        started = time.monotonic()
+        result, output = run(
+            "retry_schedule_on_virtual_clock", simulator_url=simulator.url
+        )
+        elapsed = time.monotonic() - started
+        clock = simulator_json(simulator, "GET", "/_sim/clock")
+    finally:
+        simulator.stop()
+
+    assert result.passed, output
+    assert "now 2022-07-15T04:21:00Z" in output
+    assert "so_created failed after 4 attempts" in output
+    assert elapsed < 1.0, output
+    assert clock["frozen"] is False
+
+
+FROZEN = """
+title = "Freezes and leaves it to the runner"
+
+[[stock]]
+sku = "SKU-A"
+qty = 5
+
+[[steps]]
+clock = "freeze"
+
+[[steps]]
+create = "b2b"
+as = "po"
+lines = [{ sku = "SKU-A", qty_ordered = 1 }]
+
+[[steps]]
+clock = "advance"
+seconds = 30
+"""
+
+
+def test_the_runner_unfreezes_a_clock_the_scenario_froze(tmp_path):
+    simulator = LocalSimulator(FAST)
+    try:
+        result, output = run(write(tmp_path, FROZEN), simulator_url=simulator.url)
+        clock = simulator_json(simulator, "GET", "/_sim/clock")
+    finally:
+        simulator.stop()
+
+    assert result.passed, output
+    assert "after the run: unfroze the clock" in output
+    assert clock["frozen"] is False
+
+
+def test_a_clock_frozen_before_the_run_stays_frozen(tmp_path):
+    simulator = LocalSimulator(FAST)
+    try:
+        simulator_json(simulator, "POST", "/_sim/clock/freeze")
+        result, output = run(write(tmp_path, FROZEN), simulator_url=simulator.url)
+        clock = simulator_json(simulator, "GET", "/_sim/clock")
+    finally:
+        simulator.stop()
+
+    assert result.passed, output
+    assert "unfroze" not in output
+    assert clock["frozen"] is True
+
+
+@pytest.mark.parametrize(
+    "step, what",
+    [
+        ('clock = "freeze"', "the virtual clock's controls"),
+        ('fault = "api"\nstatus = 503', "faults"),
+    ],
+)
+def test_a_multi_process_simulator_refuses_with_its_reason(tmp_path, step, what):
+    text = f'title = "t"\n[[steps]]\n{step}\n[[steps]]\nwait = 0\n'
+    simulator = LocalSimulator({**FAST, "multi_process": True})
+    try:
+        result, output = run(write(tmp_path, text), simulator_url=simulator.url)
+    finally:
+        simulator.stop()
+
+    assert not result.passed
+    assert "step 1 errored, 1 not run" in output
+    assert f"answered 409: {what} work in a single-process simulator only" in output
 
 
 # -- docs that cannot drift
