@@ -181,6 +181,18 @@ class Backend:
         self.clock.wake()
         return {"status": "ok", "client_id": client_id}
 
+    def remove_client(self, client_id: int) -> dict:
+        """Drop a client with everything it has (a full reset brings back
+        the fixture clients)."""
+        with self.store.transaction():
+            self.client(client_id)
+            self._drop_client_activity(client_id)
+            for table in ("stock", "client_warehouses", "clients"):
+                self.store.execute(
+                    f"DELETE FROM {table} WHERE client_id = ?", (client_id,)
+                )
+        return {"removed": client_id}
+
     def _drop_client_activity(self, client_id: int) -> None:
         orders = "(SELECT id FROM orders WHERE client_id = ?)"
         deliveries = "(SELECT id FROM deliveries WHERE client_id = ?)"

@@ -99,6 +99,11 @@ def get_client(client_id: int):
     return backend.describe_client(backend.client(client_id))
 
 
+@bp.delete("/clients/<int:client_id>")
+def remove_client(client_id: int):
+    return sim().backend.remove_client(client_id)
+
+
 @bp.patch("/clients/<int:client_id>")
 def update_client(client_id: int):
     data = body_of(schemas.ClientUpdateSchema)

@@ -1004,14 +1004,15 @@ class SimClient:
         return "\n".join(lines)
 
     def close(self) -> None:
-        """Clear this client's faults and reset it; for a test's teardown."""
+        """Clear this client's faults and remove it; for a test's teardown."""
         if self._closed:
             return
         self._closed = True
         try:
             for other in self._siblings:
                 other.close()
-            self.reset()
+            self.clear_faults()
+            self._sim("DELETE", f"/_sim/clients/{self.client_id}")
         finally:
             self._control.close()
             if self._http is not None:

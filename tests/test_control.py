@@ -120,6 +120,28 @@ def test_an_added_client_can_use_shippers_api(http):
     assert api.create("oms", b2c_body()).status_code == 400
 
 
+def test_removing_a_client_takes_its_orders_and_key_with_it(http):
+    http.post("/_sim/clients", json=NEW_CLIENT)
+    put_stock(http, client_id=900001, warehouse_id="WH-NEW01", sku="SKU-BARU-1")
+    api = ShipperClient(http, "key-toko-baru")
+    body = b2c_body(
+        warehouse_id="WH-NEW01", customer_id="CS900", lines=[("SKU-BARU-1", 2)]
+    )
+    api.create_ok("oms", body)
+
+    removed = http.delete("/_sim/clients/900001")
+
+    assert removed.status_code == 200
+    assert http.get("/_sim/clients/900001").status_code == 404
+    assert http.get("/_sim/orders", query_string={"client_id": 900001}).get_json()[
+        "orders"
+    ] == []
+    assert api.create("oms", body).status_code == 401
+    assert http.delete("/_sim/clients/900001").status_code == 404
+    # The others are untouched.
+    assert http.get(f"/_sim/clients/{DEMO_ID}").status_code == 200
+
+
 def test_optional_client_fields_take_their_defaults(http):
     body = new_client(webhook_url=..., progression=..., step_delay=...)
 

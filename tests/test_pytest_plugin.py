@@ -144,7 +144,7 @@ def test_the_marker_sets_the_clients_stock_and_warehouses(shipper_sim):
     assert [(r["sku"], r["qty_on_hand"]) for r in shipper_sim.stock()] == [("SKU-X", 4)]
 
 
-def test_closing_a_client_clears_its_faults_and_resets_it(shipper_sim_server):
+def test_closing_a_client_clears_its_faults_and_removes_it(shipper_sim_server):
     client = shipper_sim_server.new_client()
     order = client.create_b2c()
     client.advance(order, to="ALLOCATED")
@@ -164,13 +164,9 @@ def test_closing_a_client_clears_its_faults_and_resets_it(shipper_sim_server):
         for f in control("GET", "/_sim/faults")["faults"]
         if f.get("client_id") == client.client_id
     ] == []
-    (row,) = [
-        r
-        for r in control("GET", "/_sim/stock", params=mine)["stock"]
-        if r["sku"] == "SKU-TSHIRT-M" and r["warehouse_id"] == "WH-TGR04"
-    ]
     assert before["qty_allocated"] == 2
-    assert row["qty_allocated"] == 0
+    ids = [c["client_id"] for c in control("GET", "/_sim/clients")["clients"]]
+    assert client.client_id not in ids
 
 
 def test_resetting_a_client_leaves_the_others_as_they_were(shipper_sim):
@@ -332,9 +328,10 @@ LEAK_SUITE = {
             assert requests.get(sim + "/requests", params=theirs).json()[
                 "requests"] == []
             assert requests.get(sim + "/faults").json()["faults"] == []
-            stock = requests.get(sim + "/stock", params=theirs).json()["stock"]
-            (row,) = [r for r in stock if r["sku"] == "SKU-TSHIRT-M"]
-            assert row["qty_on_hand"] == seen["on_hand"] + 2  # the shipment undone
+            # The client itself is gone, its stock with it.
+            gone = requests.get(sim + f"/clients/{seen['client_id']}")
+            assert gone.status_code == 404
+            assert requests.get(sim + "/stock", params=theirs).status_code == 404
 
 
         def test_3_isolated_freezes_its_own_clock(shipper_sim_isolated):
