@@ -7,8 +7,10 @@ import ipaddress
 import logging
 import os
 import secrets
+import re
 import signal
 import socket
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -18,6 +20,7 @@ from werkzeug.serving import make_server
 from .app import create_app
 from .clock import parse_iso_utc
 from .config import Config
+from .webhooks import MAX_RETRIES
 
 log = logging.getLogger("simulator")
 
@@ -31,7 +34,42 @@ def _delays(text: str) -> tuple[float, ...]:
         ) from None
     if not values or any(v < 0 for v in values):
         raise argparse.ArgumentTypeError("give at least one delay, none negative")
+    if len(values) > MAX_RETRIES:
+        raise argparse.ArgumentTypeError(
+            f"Shipper retries a webhook at most {MAX_RETRIES} times: give at most "
+            f"{MAX_RETRIES} delays, got {len(values)}"
+        )
     return values
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return port
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds from 0 to 3600, got {text!r}"
+        )
+    return value
+
+
+def _url(text: str) -> str:
+    if text and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
+        raise argparse.ArgumentTypeError(
+            f"expected an http:// or https:// URL, got {text!r}"
+        )
+    return text
 
 
 def _instant(text: str) -> float:
@@ -81,17 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--port", type=_port, default=8080)
     p.add_argument("--db", default=None, help="SQLite file; in memory if not given")
     p.add_argument("--fixtures", default=None, help="a fixtures folder of your own")
     p.add_argument(
-        "--webhook-url", default="", help="webhook URL for clients without one"
+        "--webhook-url",
+        type=_url,
+        default="",
+        help="webhook URL for clients without one",
     )
     p.add_argument(
         "--auto", action="store_true", help="move every order on by itself"
     )
     p.add_argument(
-        "--step-delay", type=float, default=2.0, help="seconds between timed steps"
+        "--step-delay", type=_seconds, default=2.0, help="seconds between timed steps"
     )
     p.add_argument(
         "--retry-delays",
@@ -100,7 +141,7 @@ def add_server_options(p: argparse.ArgumentParser) -> None:
         help="seconds before each webhook retry, e.g. 1,2,4",
     )
     p.add_argument(
-        "--webhook-timeout", type=float, default=5.0, help="seconds per attempt"
+        "--webhook-timeout", type=_seconds, default=5.0, help="seconds per attempt"
     )
     p.add_argument("--seed", type=int, default=20221)
     p.add_argument(
@@ -179,6 +220,13 @@ def serve(args: argparse.Namespace) -> int:
 
     try:
         app = create_app(config_from(args))
+    except sqlite3.Error as exc:
+        print(
+            f"shipper-sim: cannot use {args.db or 'the in-memory database'} as the "
+            f"state database: {exc}",
+            file=sys.stderr,
+        )
+        return 2
     except (OSError, ValueError) as exc:
         print(f"shipper-sim: cannot start: {exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request
 
 from . import journal, schemas
+from .schemas import WEBHOOK_EVENTS
+from .webhooks import DELIVERY_STATES
 from .api import load_json
 from .clock import iso_utc
 from .errors import ERROR_CODES, ControlError, InvalidInput, ShipperError
@@ -38,7 +40,7 @@ def body_of(schema) -> dict:
 MAX_SQL_INT = 2**63 - 1
 
 
-def int_arg(name: str) -> int | None:
+def int_arg(name: str, minimum: int | None = None) -> int | None:
     value = request.args.get(name)
     if value in (None, ""):
         return None
@@ -50,7 +52,19 @@ def int_arg(name: str) -> int | None:
     if abs(number) > MAX_SQL_INT:
         raise ControlError(f"{name} must be at most {MAX_SQL_INT}, got {value!r}",
                            400, name)
+    if minimum is not None and number < minimum:
+        raise ControlError(f"{name} must be {minimum} or more, got {value!r}",
+                           400, name)
     return number
+
+
+def choice_arg(name: str, choices: tuple[str, ...]) -> str | None:
+    value = request.args.get(name) or None
+    if value is not None and value not in choices:
+        raise ControlError(
+            f"{name} must be one of {', '.join(choices)}, got {value!r}", 400, name
+        )
+    return value
 
 
 @bp.url_value_preprocessor
@@ -202,9 +216,9 @@ def list_webhooks():
         "webhooks": sim().outbox.list(
             client_id=int_arg("client_id"),
             order_no=request.args.get("order_no") or None,
-            event=request.args.get("event") or None,
-            state=request.args.get("state") or None,
-            limit=int_arg("limit") or 500,
+            event=choice_arg("event", WEBHOOK_EVENTS),
+            state=choice_arg("state", DELIVERY_STATES),
+            limit=int_arg("limit", minimum=1) or 500,
             newest_first=request.args.get("newest") in ("1", "true"),
         )
     }

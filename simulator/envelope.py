@@ -50,13 +50,9 @@ def error(path: str, code: int, status: int | None = None) -> tuple[dict, int]:
     known = ERROR_CODES[code]
     status = status or known.http_status
     md = metadata(path, status)
-    # A status of its own (an injected 429 or 503) keeps 803's code but says
-    # what the status says.
-    if code == 803 and status != known.http_status:
-        message = reason_phrase(status)
-    else:
-        message = known.message
-    md["errors"] = [{"code": code, "message": message}]
+    # A status of its own (an injected 429 or 503) keeps the code's message,
+    # as Shipper's table fixes it; metadata.http_status names the status.
+    md["errors"] = [{"code": code, "message": known.message}]
     return {"metadata": md}, status
 
 

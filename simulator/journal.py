@@ -11,7 +11,9 @@ import json
 
 from .store import Store
 
-BODY_LIMIT = 4000
+# A request body is kept whole up to this size (a 500-line order fits), so a
+# verification can match any of its fields; answers are cut sooner.
+BODY_LIMITS = {"request_body": 128_000, "response_body": 4000}
 TRIM_EVERY = 100
 
 
@@ -23,10 +25,10 @@ class Journal:
 
     def record(self, entry: dict) -> None:
         entry = dict(entry)
-        for key in ("request_body", "response_body"):
+        for key, limit in BODY_LIMITS.items():
             text = entry.get(key) or ""
-            if len(text) > BODY_LIMIT:
-                text = text[:BODY_LIMIT] + f"... ({len(text)} characters)"
+            if len(text) > limit:
+                text = text[:limit] + f"... ({len(text)} characters)"
             entry[key] = text
         with self.store.transaction():
             new_id = self.store.insert("journal", entry)

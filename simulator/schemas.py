@@ -897,7 +897,24 @@ class ClientSchema(_Body):
         return data
 
 
-class ClientUpdateSchema(_Body):
+class _KnownFieldsBody(_Body):
+    """A control-API body whose unknown fields are refused, not ignored.
+
+    A misspelt or unsupported key would otherwise be dropped in silence: a
+    fault that matches every call, a client change that never happens.
+    """
+
+    @validates_schema(pass_original=True)
+    def _known_fields(self, data: dict, original: dict, **kwargs: Any) -> None:
+        for key in original:
+            if key not in self.fields:
+                raise ValidationError(
+                    f"not a field here; expected {_listing(tuple(self.fields))}",
+                    field_name=key,
+                )
+
+
+class ClientUpdateSchema(_KnownFieldsBody):
     """PATCH /_sim/clients/<id>: change what a client has set up.
 
     Loads only the fields that were sent, so the others stay as they are.
@@ -913,7 +930,7 @@ class ClientUpdateSchema(_Body):
         return {k: v for k, v in data.items() if k in original}
 
 
-class ProgressionSchema(_Body):
+class ProgressionSchema(_KnownFieldsBody):
     """PUT /_sim/orders/.../progression: how one order moves on."""
 
     mode = Choice(PROGRESSIONS, required=True)
@@ -963,7 +980,7 @@ FAULT_ENDPOINTS = (
 )
 
 
-class FaultSchema(_Body):
+class FaultSchema(_KnownFieldsBody):
     """POST /_sim/faults: what to match, how many, and what goes wrong."""
 
     target = Choice(FAULT_TARGETS, default="api")
@@ -984,17 +1001,6 @@ class FaultSchema(_Body):
     duplicate = StrictBoolean()
     late = StrictNumber(0, 3600)
     out_of_order = StrictBoolean()
-
-    @validates_schema(pass_original=True)
-    def _known_fields(self, data: dict, original: dict, **kwargs: Any) -> None:
-        # A misspelt matcher would otherwise be dropped, and the fault would
-        # match every call.
-        for key in original:
-            if key not in self.fields:
-                raise ValidationError(
-                    f"not a fault field; expected {_listing(tuple(self.fields))}",
-                    field_name=key,
-                )
 
     @validates_schema
     def _one_effect(self, data: dict, **kwargs: Any) -> None:
@@ -1029,7 +1035,7 @@ class FaultSchema(_Body):
         return data
 
 
-class ClockSchema(_Body):
+class ClockSchema(_KnownFieldsBody):
     """POST /_sim/clock/freeze and /advance."""
 
     at = StrictNumber(0, 32_503_680_000, load_default=None)

@@ -191,12 +191,68 @@ INDEXES: list[tuple[str, list[str], bool]] = [
     ("clients", ["api_key"], True),
     ("orders", ["client_id", "warehouse_id", "order_no"], True),
     ("orders", ["client_id", "kind", "created"], False),
+    # The WMS list newest first, and counted over a date range from the
+    # index alone; the list filtered by status, newest first.
+    ("orders", ["client_id", "created", "last_step"], False),
+    ("orders", ["client_id", "status", "created"], False),
+    # The control API names an order by warehouse and number, not client.
+    ("orders", ["warehouse_id", "order_no"], False),
     ("order_events", ["order_id"], False),
     ("deliveries", ["state", "order_id", "id"], False),
     ("deliveries", ["order_id"], False),
+    # The webhook log and an order's timeline filter by order number.
+    ("deliveries", ["order_no"], False),
     ("delivery_attempts", ["delivery_id"], False),
     ("journal", ["client_id"], False),
     ("jobs", ["due_at"], False),
+]
+
+# How many orders each client has per value of what the list endpoint
+# filters on, kept by triggers in the same transaction as every change to
+# ``orders``, so that the list's ``total_elements`` needs no COUNT(*) over
+# all of a client's orders. Filled from ``orders`` when a file that predates
+# it is opened.
+ORDER_COUNTS_SQL = [
+    """CREATE TABLE order_counts (
+        client_id INTEGER, kind TEXT, in_wms INTEGER, warehouse_id TEXT,
+        order_type TEXT, status TEXT, n INTEGER,
+        PRIMARY KEY (client_id, kind, in_wms, warehouse_id, order_type, status)
+    )""",
+    """CREATE TRIGGER order_counts_insert AFTER INSERT ON orders BEGIN
+        INSERT INTO order_counts VALUES (NEW.client_id, NEW.kind,
+            NEW.last_step IS NOT NULL, NEW.warehouse_id, NEW.order_type,
+            NEW.status, 1)
+        ON CONFLICT (client_id, kind, in_wms, warehouse_id, order_type, status)
+        DO UPDATE SET n = n + 1;
+    END""",
+    """CREATE TRIGGER order_counts_delete AFTER DELETE ON orders BEGIN
+        UPDATE order_counts SET n = n - 1 WHERE client_id = OLD.client_id
+            AND kind = OLD.kind AND in_wms = (OLD.last_step IS NOT NULL)
+            AND warehouse_id = OLD.warehouse_id
+            AND order_type = OLD.order_type AND status = OLD.status;
+        DELETE FROM order_counts WHERE n <= 0;
+    END""",
+    """CREATE TRIGGER order_counts_update AFTER UPDATE OF client_id, kind,
+        last_step, warehouse_id, order_type, status ON orders
+    WHEN OLD.client_id IS NOT NEW.client_id OR OLD.kind IS NOT NEW.kind
+        OR (OLD.last_step IS NULL) IS NOT (NEW.last_step IS NULL)
+        OR OLD.warehouse_id IS NOT NEW.warehouse_id
+        OR OLD.order_type IS NOT NEW.order_type OR OLD.status IS NOT NEW.status
+    BEGIN
+        UPDATE order_counts SET n = n - 1 WHERE client_id = OLD.client_id
+            AND kind = OLD.kind AND in_wms = (OLD.last_step IS NOT NULL)
+            AND warehouse_id = OLD.warehouse_id
+            AND order_type = OLD.order_type AND status = OLD.status;
+        DELETE FROM order_counts WHERE n <= 0;
+        INSERT INTO order_counts VALUES (NEW.client_id, NEW.kind,
+            NEW.last_step IS NOT NULL, NEW.warehouse_id, NEW.order_type,
+            NEW.status, 1)
+        ON CONFLICT (client_id, kind, in_wms, warehouse_id, order_type, status)
+        DO UPDATE SET n = n + 1;
+    END""",
+    """INSERT INTO order_counts SELECT client_id, kind, last_step IS NOT NULL,
+        warehouse_id, order_type, status, COUNT(*) FROM orders
+        GROUP BY 1, 2, 3, 4, 5, 6""",
 ]
 
 # Tables that hold what happened, as opposed to master data.
@@ -233,6 +289,12 @@ class Store:
             self.db[name].create(spec["columns"], pk=spec["pk"], if_not_exists=True)
         for table, columns, unique in INDEXES:
             self.db[table].create_index(columns, unique=unique, if_not_exists=True)
+        with self.transaction():
+            if not self.value(
+                "SELECT 1 FROM sqlite_master WHERE name = 'order_counts'"
+            ):
+                for sql in ORDER_COUNTS_SQL:
+                    self.execute(sql)
 
     def close(self) -> None:
         with self._lock:

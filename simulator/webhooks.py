@@ -29,6 +29,7 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 MAX_RETRIES = 3
+DELIVERY_STATES = ("pending", "delivered", "failed", "no_url")
 SUCCESS_CODES = {"so_created": {200, 201, 202}, "status": {200, 201, 202}}
 
 

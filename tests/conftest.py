@@ -25,7 +25,8 @@ from werkzeug.serving import make_server
 from simulator.app import Simulator, create_app
 from simulator.config import Config
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+# Shipper's documented sample requests, as the README's tour uses them.
+SAMPLES = Path(__file__).resolve().parents[1] / "docs" / "samples"
 
 DEMO_ID = 112233
 DEMO_KEY = "demo-key-toko-contoh"

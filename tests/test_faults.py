@@ -101,13 +101,14 @@ def test_error_code_fault_answers_that_shipper_error_and_stores_nothing(
 @pytest.mark.parametrize(
     ("status", "phrase", "message"),
     [
-        (429, "Too Many Requests", "Too Many Requests"),
+        # Shipper's table fixes 803's message; http_status names the status.
+        (429, "Too Many Requests", "Internal Server Error. Please Call Administrator."),
         (
             500,
             "Internal Server Error",
             "Internal Server Error. Please Call Administrator.",
         ),
-        (503, "Service Unavailable", "Service Unavailable"),
+        (503, "Service Unavailable", "Internal Server Error. Please Call Administrator."),
     ],
 )
 def test_status_fault_answers_that_status_with_code_803(

@@ -26,7 +26,8 @@ from simulator.schemas import (
     load_query,
 )
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+# Shipper's documented sample requests, as the README's tour uses them.
+SAMPLES = Path(__file__).resolve().parents[1] / "docs" / "samples"
 
 
 def sample(name: str) -> dict:

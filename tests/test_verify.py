@@ -264,3 +264,18 @@ def test_bad_verification_is_refused_naming_the_field(
 
     assert response.status_code == 400
     assert response.get_json()["field"] == field
+
+
+def test_a_large_order_is_matched_by_any_of_its_fields(
+    http: FlaskClient, api: ShipperClient
+):
+    lines = [("SKU-TSHIRT-M", 1)] * 60
+    body = b2c_body("SO-MANY-LINES", lines=lines)
+    assert len(str(body)) > 4000
+    api.create_ok("oms", body)
+
+    found = verify(
+        http, path=OMS, body={"so_number": "SO-MANY-LINES", "details.59.sku": "SKU-TSHIRT-M"}
+    )
+
+    assert found["ok"] is True, found["message"]
