@@ -812,6 +812,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         path_params=CLIENT_ID_PARAM,
         ok=LOOSE_OBJECT,
     ),
+    ("DELETE", "/_sim/clients/{client_id}"): Operation(
+        "remove_client",
+        "Remove a client with its stock, orders, deliveries and journal",
+        CONTROL,
+        path_params=CLIENT_ID_PARAM,
+        ok=LOOSE_OBJECT,
+    ),
     ("PATCH", "/_sim/clients/{client_id}"): Operation(
         "update_client",
         "Change a client's webhook URL, progression, step delay or name",
