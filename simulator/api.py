@@ -12,7 +12,8 @@ import socket
 import time
 from urllib.parse import quote
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, current_app, g, has_request_context, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import envelope, schemas
 from .errors import InvalidInput, ShipperError
@@ -42,6 +43,8 @@ def json_body() -> object:
 
 def load_json(raw: bytes) -> object:
     """Parse a request body; anything that is not strict JSON is an 810."""
+    if has_request_context() and _cut_at_limit(raw):
+        raise RequestEntityTooLarge()
     try:
         parsed = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
@@ -59,6 +62,22 @@ def load_json(raw: bytes) -> object:
     except RecursionError:
         raise InvalidInput("body: nested too deeply") from None
     return parsed
+
+
+def _cut_at_limit(raw: bytes) -> bool:
+    """Whether a body sent without a Content-Length (chunked) was cut short.
+
+    werkzeug stops reading such a body at ``max_content_length`` and hands
+    over what it read, without an error; one more byte from the stream tells
+    a body that was larger from one that just fit.
+    """
+    limit = request.max_content_length
+    return (
+        request.content_length is None
+        and limit is not None
+        and len(raw) >= limit
+        and bool(request.input_stream.read(1))
+    )
 
 
 def _refuse_constant(name: str):

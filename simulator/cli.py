@@ -15,11 +15,10 @@ import sys
 import threading
 from pathlib import Path
 
-from werkzeug.serving import make_server
-
 from .app import create_app
 from .clock import parse_iso_utc
 from .config import Config
+from .serving import make_simulator_server
 from .webhooks import MAX_RETRIES
 
 log = logging.getLogger("simulator")
@@ -236,9 +235,7 @@ def serve(args: argparse.Namespace) -> int:
         # Bound here, not by werkzeug, which would exit on its own when the
         # port is taken.
         listener = socket.create_server((args.host, args.port))
-        server = make_server(
-            args.host, args.port, app, threaded=True, fd=listener.fileno()
-        )
+        server = make_simulator_server(args.host, args.port, app, fd=listener.fileno())
     except OSError as exc:
         print(f"shipper-sim: cannot listen on {args.host}:{args.port}: {exc}",
               file=sys.stderr)

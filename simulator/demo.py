@@ -29,12 +29,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TextIO
 
 import requests
-from werkzeug.serving import make_server
 
 from .app import create_app
 from .clock import JAKARTA
 from .config import Config
 from .fakedata import fake_b2b_body, fake_b2c_body, fake_lines, make_faker
+from .serving import make_simulator_server
 
 log = logging.getLogger(__name__)
 
@@ -485,9 +485,7 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         return 2
     # Werkzeug reports a busy port by exiting the process; a socket bound
     # here first lets the demo say so itself.
-    server = make_server(
-        "127.0.0.1", args.port, app, threaded=True, fd=listener.fileno()
-    )
+    server = make_simulator_server("127.0.0.1", args.port, app, fd=listener.fileno())
     listener.close()
 
     base_url = f"http://127.0.0.1:{server.port}"

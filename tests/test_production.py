@@ -1,0 +1,282 @@
+"""``shipper-sim serve --workers N``: gunicorn processes over one WAL file.
+
+What must hold: every worker answers, each webhook and each timed step
+happens once (not once per worker), what lives in one process's memory (the
+virtual clock, faults) is refused with a reason, and a signal stops every
+process the server started.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import b2b_body, b2c_body
+from serving import (
+    Api,
+    CountingReceiver,
+    SimServer,
+    at_once,
+    session_processes,
+    wait_for,
+)
+
+STATUS_CODES = ["00", "40", "60", "63", "66", "80", "99"]
+
+
+def expected_webhooks(numbers: list[str]) -> Counter:
+    """One SO created, one status per code and one PGI per order."""
+    expected = Counter()
+    for number in numbers:
+        expected[(number, "so_created", "")] = 1
+        expected[(number, "pgi", "")] = 1
+        for code in STATUS_CODES:
+            expected[(number, "status", code)] = 1
+    return expected
+
+
+def only(receiver: CountingReceiver, numbers: list[str]) -> Counter:
+    return Counter({k: v for k, v in receiver.counts.items() if k[0] in numbers})
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def parent_of(pid: int) -> int:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return int(text[text.rindex(")") + 2 :].split()[1])
+
+
+def http_workers(server: SimServer) -> list[int]:
+    """The gunicorn workers: the arbiter's children that run the serve command."""
+    arbiter = server.process.pid
+    return [
+        pid
+        for pid in server.processes()
+        if pid != arbiter and parent_of(pid) == arbiter and " serve " in cmdline(pid)
+    ]
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    found = CountingReceiver()
+    yield found
+    found.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, receiver):
+    db = tmp_path_factory.mktemp("production") / "state.db"
+    with SimServer(
+        "--webhook-url",
+        receiver.url,
+        "--retry-delays",
+        "0.2,0.2,0.2",
+        db=db,
+        workers=3,
+    ) as found:
+        yield found
+
+
+@pytest.fixture
+def api(server: SimServer) -> Api:
+    return Api(server.url)
+
+
+def test_three_workers_start_beside_one_background_process(server):
+    assert len(http_workers(server)) == 3
+    background = [p for p in server.processes() if "spawn_main" in cmdline(p)]
+    assert len(background) == 1, [cmdline(p) for p in server.processes()]
+    assert "with 3 worker processes" in server.output()
+
+
+def test_every_worker_answers(api):
+    # More requests at once than one worker has threads (4): several
+    # processes must be answering for all of them to come back.
+    answers = at_once([lambda: api.call("GET", "/express")] * 24)
+    assert [a.status_code for a in answers] == [200] * 24
+
+
+def test_each_webhook_is_sent_once_not_once_per_worker(api, receiver):
+    api.set_stock("SKU-PROD-HOOKS", 1000)
+    numbers = [f"PROD-HOOK-{i:02d}" for i in range(12)]
+
+    def life_of(number: str) -> list[int]:
+        answers = [api.create("wms", b2b_body(number, lines=[("SKU-PROD-HOOKS", 1)]))]
+        answers += [api.advance(number, to=t) for t in ("PICKED", "CLOSED")]
+        return [a.status_code for a in answers]
+
+    assert at_once([lambda n=n: life_of(n) for n in numbers]) == [[200] * 3] * 12
+
+    expected = expected_webhooks(numbers)
+    wait_for(
+        lambda: only(receiver, numbers).total() >= expected.total(), 30, "every webhook"
+    )
+    time.sleep(0.5)  # room for a second copy to arrive
+    assert only(receiver, numbers) == expected
+
+
+def test_the_clock_and_faults_answer_409_with_a_reason(api):
+    calls = [
+        ("POST", "/clock/freeze", {}),
+        ("POST", "/clock/advance", {"seconds": 5}),
+        ("POST", "/clock/unfreeze", {}),
+        ("GET", "/faults", None),
+        ("POST", "/faults", {"endpoint": "create_sales_order", "status": 503}),
+        ("DELETE", "/faults", None),
+        ("DELETE", "/faults/1", None),
+    ]
+    for method, path, body in calls:
+        response = api.sim(method, path, json=body)
+        assert response.status_code == 409, (method, path, response.text)
+        reason = response.json()["error"]
+        assert "--workers" in reason and "single-process" in reason, reason
+
+    # Nothing was injected: Shipper's API answers as usual.
+    assert api.create("wms", b2b_body("PROD-NO-FAULT")).status_code == 200
+
+
+def test_a_worker_that_exits_leaves_webhooks_and_the_other_workers_running(
+    server, api, receiver
+):
+    (victim, *_) = http_workers(server)
+    os.kill(victim, signal.SIGTERM)  # gunicorn starts another in its place
+    wait_for(
+        lambda: victim not in server.processes() and len(http_workers(server)) == 3,
+        20,
+        "gunicorn to replace the worker",
+    )
+
+    number = "PROD-AFTER-EXIT"
+    assert api.create("wms", b2b_body(number)).status_code == 200
+    wait_for(lambda: receiver.counts[(number, "status", "00")], 15, "the webhook")
+    assert receiver.counts[(number, "so_created", "")] == 1
+
+
+def test_timed_progression_runs_each_step_once(tmp_path):
+    receiver = CountingReceiver()
+    server = SimServer(
+        "--auto",
+        "--step-delay",
+        "0.2",
+        "--webhook-url",
+        receiver.url,
+        db=tmp_path / "auto.db",
+        workers=3,
+    )
+    try:
+        server.start()
+        api = Api(server.url)
+        api.set_stock("SKU-PROD-AUTO", 100)
+        numbers = ["PROD-AUTO-B2B", "PROD-AUTO-B2C"]
+        lines = [("SKU-PROD-AUTO", 2)]
+        assert api.create("wms", b2b_body(numbers[0], lines=lines)).status_code == 200
+        assert api.create("oms", b2c_body(numbers[1], lines=lines)).status_code == 200
+
+        expected = expected_webhooks(numbers)
+        wait_for(
+            lambda: only(receiver, numbers).total() >= expected.total(),
+            30,
+            "every step of both orders",
+        )
+        time.sleep(1.0)  # five step delays: a step run twice would show
+
+        assert only(receiver, numbers) == expected
+        for number in numbers:
+            timeline = api.sim("GET", f"/orders/WH-TGR04/{number}").json()
+            codes = [e["code"] for e in timeline["events"] if e["note"] == "status"]
+            assert codes == STATUS_CODES, (number, timeline["events"])
+            assert receiver.codes_in_arrival_order(number) == STATUS_CODES
+    finally:
+        server.close()
+        receiver.close()
+
+
+@pytest.mark.parametrize("workers", [1, 3], ids=["single", "workers"])
+@pytest.mark.parametrize(
+    "how", ["sigterm", "ctrl-c"], ids=["SIGTERM", "Ctrl-C to the group"]
+)
+def test_a_signal_stops_every_process(workers, how):
+    server = SimServer(workers=workers)  # no --db
+    try:
+        server.start()
+        started = server.processes()
+        assert len(started) >= (1 if workers == 1 else 1 + workers + 1), started
+
+        if how == "sigterm":
+            code = server.signal(signal.SIGTERM)
+        else:
+            # A terminal's Ctrl-C reaches every process of the foreground group.
+            os.killpg(server.process.pid, signal.SIGINT)
+            code = server.process.wait(timeout=20)
+
+        session = server.process.pid
+        wait_for(lambda: not session_processes(session), 20, "every process to end")
+        assert code == 0, server.output()
+        assert "Traceback" not in server.output(), server.output()
+    finally:
+        server.close()
+
+
+def test_every_worker_asks_for_the_admin_token_on_the_control_api():
+    server = SimServer("--admin-token", "s3cret-for-tests", workers=2)
+    try:
+        server.start()
+        api = Api(server.url)
+        # Enough calls at once that both workers answer some of them.
+        refused = at_once([lambda: api.sim("GET", "/clients")] * 12)
+        assert {r.status_code for r in refused} == {401}
+        assert "x-admin-token" in refused[0].json()["error"]
+
+        token = {"x-admin-token": "s3cret-for-tests"}
+        allowed = at_once([lambda: api.sim("GET", "/clients", headers=token)] * 12)
+        assert {r.status_code for r in allowed} == {200}
+        assert api.sim("GET", "/health").status_code == 200
+        # Shipper's API asks for the client's key only.
+        assert api.call("GET", "/express").status_code == 200
+    finally:
+        server.close()
+
+
+def test_after_a_kill_9_of_the_arbiter_the_other_processes_end_by_themselves(
+    tmp_path,
+):
+    # A file of the test's own: the temp folder of a server without --db
+    # outlives a kill -9.
+    server = SimServer(db=tmp_path / "state.db", workers=2)
+    try:
+        server.start()
+        assert len(server.processes()) >= 4  # arbiter, 2 workers, background
+
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=20)
+
+        session = server.process.pid
+        wait_for(lambda: not session_processes(session), 20, "the orphans to end")
+    finally:
+        server.close()
+
+
+def test_workers_without_db_use_a_temp_file_removed_at_exit():
+    server = SimServer(workers=2)
+    try:
+        server.start()
+        found = re.search(r"state: (\S+)", server.output())
+        assert found, server.output()
+        state = Path(found.group(1))
+        assert state.is_file() and state.name == "state.db"
+        assert state.parent.name.startswith("shipper-sim-")
+
+        assert server.stop() == 0
+        assert not state.parent.exists(), "the temp folder outlived the server"
+    finally:
+        server.close()
