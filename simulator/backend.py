@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import random
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 
 from . import views
@@ -53,9 +55,7 @@ WAITING_STEP_RETRY = 1.0
 # Before a step runs again its cap is what the step before reached.
 _OUTSTANDING_SQL = (
     "CASE o.last_step "
-    + " ".join(
-        f"WHEN '{s.name}' THEN l.{s.capped_by}" for s in STEPS if s.capped_by
-    )
+    + " ".join(f"WHEN '{s.name}' THEN l.{s.capped_by}" for s in STEPS if s.capped_by)
     + " ELSE l.qty_ordered END"
 )
 
@@ -148,7 +148,9 @@ class Backend:
     ) -> None:
         receipt_date = receipt_date or self._today()
         self.store.execute(
-            "INSERT INTO stock VALUES (?, ?, ?, ?, ?, 0, ?, ?) "
+            "INSERT INTO stock (client_id, warehouse_id, sku, sku_descr, "
+            "qty_on_hand, qty_reserved, qty_held, qty_baseline, receipt_date) "
+            "VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?) "
             "ON CONFLICT(client_id, warehouse_id, sku) DO UPDATE SET "
             "qty_on_hand = excluded.qty_on_hand, "
             "qty_baseline = excluded.qty_baseline, "
@@ -174,7 +176,8 @@ class Backend:
                 self.client(client_id)
                 self._drop_client_activity(client_id)
                 self.store.execute(
-                    "UPDATE stock SET qty_on_hand = qty_baseline, qty_reserved = 0 "
+                    "UPDATE stock SET qty_on_hand = qty_baseline, qty_reserved = 0, "
+                    "qty_held = 0 "
                     "WHERE client_id = ?",
                     (client_id,),
                 )
@@ -304,8 +307,7 @@ class Backend:
 
     def stock_row(self, client_id: int, warehouse_id: str, sku: str) -> dict:
         row = self.store.row(
-            "SELECT * FROM stock WHERE client_id = ? AND warehouse_id = ? "
-            "AND sku = ?",
+            "SELECT * FROM stock WHERE client_id = ? AND warehouse_id = ? AND sku = ?",
             (client_id, warehouse_id, sku),
         )
         oms = self._oms_stock(client_id, warehouse_id)
@@ -429,6 +431,7 @@ class Backend:
                 client, kind, body, carrier, group_key, request_id, now
             )
             self._insert_lines(order_id, kind, body["details"], held)
+            self._move_held(order_id, {}, self._outstanding(order_id))
             order = self._order(order_id)
 
             self._enqueue(order, "so_created", views.so_created_payload(order, client))
@@ -522,8 +525,14 @@ class Backend:
                 },
             )
 
-    def _editable_order(self, client: dict, kind: str, warehouse_id: str,
-                        order_no: str, refused_code: int) -> dict:
+    def _editable_order(
+        self,
+        client: dict,
+        kind: str,
+        warehouse_id: str,
+        order_no: str,
+        refused_code: int,
+    ) -> dict:
         """The order a cancel or update names, or the error that refuses it."""
         self._check_warehouse(client, warehouse_id)
         order = self._find_order(client["client_id"], warehouse_id, order_no)
@@ -553,35 +562,44 @@ class Backend:
             held = self._check_skus(client, warehouse_id, body["details"])
 
             now = self.clock.now()
-            self.store.update(
-                "orders",
-                {"id": order["id"]},
-                {
-                    "order_type": body["order_type"],
-                    "express_code": carrier["express_code"],
-                    "express_name": carrier["express_name"],
-                    "body": dumps(body),
-                    "updated": now,
-                },
-            )
-            if kind == "B2B" and body.get("delivery_no"):
-                self.store.update(
-                    "orders", {"id": order["id"]}, {"delivery_no": body["delivery_no"]}
-                )
-            self.store.execute(
-                "DELETE FROM order_lines WHERE order_id = ?", (order["id"],)
-            )
-            self._insert_lines(order["id"], kind, body["details"], held)
-            if order["last_step"] == "release":
-                self.store.execute(
-                    "UPDATE order_lines SET qty_released = qty_ordered "
-                    "WHERE order_id = ?",
-                    (order["id"],),
-                )
+            with self._holding(order["id"]):
+                self._replace_order(order, kind, body, carrier, held, now)
             self._record_event(
                 order["id"], now, order["wms_code"] or "", order["status"], "updated"
             )
         log.info("updated %s order %s in %s", kind, order_no, warehouse_id)
+
+    def _replace_order(
+        self,
+        order: dict,
+        kind: str,
+        body: dict,
+        carrier: dict,
+        held: dict,
+        now: float,
+    ) -> None:
+        self.store.update(
+            "orders",
+            {"id": order["id"]},
+            {
+                "order_type": body["order_type"],
+                "express_code": carrier["express_code"],
+                "express_name": carrier["express_name"],
+                "body": dumps(body),
+                "updated": now,
+            },
+        )
+        if kind == "B2B" and body.get("delivery_no"):
+            self.store.update(
+                "orders", {"id": order["id"]}, {"delivery_no": body["delivery_no"]}
+            )
+        self.store.execute("DELETE FROM order_lines WHERE order_id = ?", (order["id"],))
+        self._insert_lines(order["id"], kind, body["details"], held)
+        if order["last_step"] == "release":
+            self.store.execute(
+                "UPDATE order_lines SET qty_released = qty_ordered WHERE order_id = ?",
+                (order["id"],),
+            )
 
     def cancel_sales_order(self, client: dict, kind: str, cancellation: dict) -> None:
         """Cancel an order to which no stock has been allocated."""
@@ -591,16 +609,17 @@ class Backend:
         with self.store.transaction():
             order = self._editable_order(client, kind, warehouse_id, order_no, 3020)
             now = self.clock.now()
-            self.store.update(
-                "orders",
-                {"id": order["id"]},
-                {
-                    "status": "CANCELLED",
-                    "wms_code": CANCELLED_CODE,
-                    "cancel_reason": cancellation["cancel_reason"],
-                    "updated": now,
-                },
-            )
+            with self._holding(order["id"]):
+                self.store.update(
+                    "orders",
+                    {"id": order["id"]},
+                    {
+                        "status": "CANCELLED",
+                        "wms_code": CANCELLED_CODE,
+                        "cancel_reason": cancellation["cancel_reason"],
+                        "updated": now,
+                    },
+                )
             self.store.execute("DELETE FROM jobs WHERE order_id = ?", (order["id"],))
             self._record_status(self._order(order["id"]), client, CANCELLED_CODE, now)
 
@@ -703,15 +722,59 @@ class Backend:
 
     def _oms_stock(self, client_id: int, warehouse_id: str) -> dict[str, int]:
         """Per SKU, what open orders in the warehouse may still ship."""
+        rows = self.store.rows(
+            "SELECT sku, qty_held FROM stock WHERE client_id = ? AND warehouse_id = ?",
+            (client_id, warehouse_id),
+        )
+        return {r["sku"]: r["qty_held"] for r in rows}
+
+    def recount_held(self, client_id: int, warehouse_id: str) -> dict[str, int]:
+        """What ``qty_held`` should be, counted from every open order again."""
         statuses = ", ".join(f"'{s}'" for s in sorted(OPEN_STATUSES))
         rows = self.store.rows(
             f"SELECT l.sku, SUM({_OUTSTANDING_SQL}) AS held "
             "FROM order_lines l JOIN orders o ON o.id = l.order_id "
-            f"WHERE o.client_id = ? AND o.warehouse_id = ? AND o.status IN ({statuses}) "
-            "GROUP BY l.sku",
+            f"WHERE o.client_id = ? AND o.warehouse_id = ? "
+            f"AND o.status IN ({statuses}) GROUP BY l.sku",
             (client_id, warehouse_id),
         )
-        return {r["sku"]: r["held"] for r in rows}
+        return {r["sku"]: r["held"] for r in rows if r["held"]}
+
+    def _outstanding(self, order_id: int) -> dict[str, int]:
+        """Per SKU, what one order may still ship (nothing once it is over)."""
+        order = self._order(order_id)
+        if order is None or order["status"] not in OPEN_STATUSES:
+            return {}
+        step = STEP_BY_NAME.get(order["last_step"] or "")
+        column = step.capped_by if step and step.capped_by else "qty_ordered"
+        out: dict[str, int] = {}
+        for line in self._lines(order_id):
+            out[line["sku"]] = out.get(line["sku"], 0) + line[column]
+        return out
+
+    @contextmanager
+    def _holding(self, order_id: int) -> Iterator[None]:
+        """Move the stock an order holds back by what the change inside did.
+
+        Kept per stock row, in the change's own transaction, so the OMS
+        stock needs no count over every open order.
+        """
+        before = self._outstanding(order_id)
+        yield
+        self._move_held(order_id, before, self._outstanding(order_id))
+
+    def _move_held(
+        self, order_id: int, before: dict[str, int], after: dict[str, int]
+    ) -> None:
+        order = self._order(order_id)
+        for sku in before.keys() | after.keys():
+            delta = after.get(sku, 0) - before.get(sku, 0)
+            if delta:
+                self.store.execute(
+                    "UPDATE stock SET qty_held = qty_held + ? "
+                    "WHERE client_id = ? AND warehouse_id = ? AND sku = ?",
+                    (delta, order["client_id"], order["warehouse_id"], sku),
+                )
 
     @staticmethod
     def _sellable(row: dict, held: dict[str, int]) -> int:
@@ -721,8 +784,7 @@ class Backend:
         warehouse_id = query["warehouse_code"]
         self._check_warehouse(client, warehouse_id)
         rows = self.store.rows(
-            "SELECT * FROM stock WHERE client_id = ? AND warehouse_id = ? "
-            "ORDER BY sku",
+            "SELECT * FROM stock WHERE client_id = ? AND warehouse_id = ? ORDER BY sku",
             (client["client_id"], warehouse_id),
         )
         if query.get("skus"):
@@ -771,7 +833,9 @@ class Backend:
         return _page(out, query["page"], query["limit"])
 
     def order_summaries(
-        self, client_id: int | None = None, status: str | None = None,
+        self,
+        client_id: int | None = None,
+        status: str | None = None,
         limit: int = 200,
     ) -> list[dict]:
         """Orders newest first, for the control API and the dashboard."""
@@ -860,8 +924,11 @@ class Backend:
         if target in ("REGISTERED", "CANCELLED"):
             raise ControlError(
                 f"advance cannot reach {target}; "
-                + ("use the cancel endpoint" if target == "CANCELLED" else
-                   "orders start there")
+                + (
+                    "use the cancel endpoint"
+                    if target == "CANCELLED"
+                    else "orders start there"
+                )
             )
         try:
             steps = steps_to_reach(target)
@@ -890,6 +957,10 @@ class Backend:
 
     def _run_step(self, order: dict, step: Step, overrides: dict) -> dict:
         """Run one warehouse step; ``overrides`` are short quantities per line."""
+        with self._holding(order["id"]):
+            return self._step(order, step, overrides)
+
+    def _step(self, order: dict, step: Step, overrides: dict) -> dict:
         self._refuse_final(order)
         last, index = step_index(order["last_step"]), step_index(step.name)
         self._check_step_order(order, step, last, index)
@@ -936,9 +1007,7 @@ class Backend:
             self._enqueue(order, "pgi", views.pgi_payload(order, lines, client, now))
         return order
 
-    def _check_step_order(
-        self, order: dict, step: Step, last: int, index: int
-    ) -> None:
+    def _check_step_order(self, order: dict, step: Step, last: int, index: int) -> None:
         if index == last + 1:
             return
         current = f"{order['status']} (WMS {order['wms_code'] or 'none'})"
@@ -1015,8 +1084,9 @@ class Backend:
                     field="lines",
                 )
             if step.name == "allocate":
-                target = self._reserve(order, ln, current, target,
-                                       ln["line_no"] in targets)
+                target = self._reserve(
+                    order, ln, current, target, ln["line_no"] in targets
+                )
             self.store.execute(
                 f"UPDATE order_lines SET {step.quantity} = ?, line_code = ? "
                 "WHERE order_id = ? AND line_no = ?",
@@ -1160,8 +1230,12 @@ class Backend:
             except ControlError as exc:
                 # Typically allocation waiting for stock: try again later, but
                 # never at once, or a step delay of 0 would spin forever.
-                log.info("timed %s of %s waits: %s", step.name, order["order_no"],
-                         exc.message)
+                log.info(
+                    "timed %s of %s waits: %s",
+                    step.name,
+                    order["order_no"],
+                    exc.message,
+                )
                 _, delay = self.progression_of(order, client)
                 now += max(0.0, WAITING_STEP_RETRY - delay)
             self._schedule_progression(order, client, now)

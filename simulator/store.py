@@ -62,6 +62,9 @@ SCHEMA: dict[str, dict[str, Any]] = {
             "qty_on_hand": int,
             # Allocated to orders that have not shipped yet.
             "qty_reserved": int,
+            # What open orders may still ship (ordered, allocated or not):
+            # physical stock less this is what the OMS can still sell.
+            "qty_held": int,
             # What a reset of this client restores.
             "qty_baseline": int,
             "receipt_date": str,
