@@ -180,9 +180,7 @@ def cancel_sales_order(kind_path: str):
 @bp.get("/outbounds/<outbound_type>")
 def list_sales_orders(outbound_type: str):
     if outbound_type not in ("WMS", "OMS"):
-        raise InvalidInput(
-            f"outbound_type: must be WMS or OMS, got {outbound_type!r}"
-        )
+        raise InvalidInput(f"outbound_type: must be WMS or OMS, got {outbound_type!r}")
     query = schemas.load_query(schemas.ListQuerySchema, request.args)
     records, pagination = sim().backend.list_sales_orders(
         g.client, outbound_type, query

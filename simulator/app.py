@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from . import envelope
@@ -106,8 +106,7 @@ def create_app(config: Config | None = None) -> Flask:
     simulator = Simulator(config)
     app.extensions["shipper_sim"] = simulator
 
-    from . import api, control
-    from . import dashboard
+    from . import api, control, dashboard
 
     app.register_blueprint(api.bp)
     app.register_blueprint(control.bp)
@@ -185,7 +184,8 @@ def _require_admin_token(token: str):
 def _http_error(exc: HTTPException):
     status = exc.code or 500
     if status == 413:
-        g.sim_reason = "body: larger than the simulator accepts"
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        g.sim_reason = f"body: larger than the {limit:,} bytes the simulator accepts"
         return _envelope_or_json(810, 413)
     if status in (404, 405):
         if request.path.startswith(SHIPPER_PREFIX) and not _has_valid_key():
@@ -257,5 +257,10 @@ def _journal(simulator: Simulator, response, reason: str | None) -> None:
             reason,
         )
     else:
-        log.info("%s %s -> %s (%.1f ms)", request.method, request.path,
-                 response.status_code, duration_ms)
+        log.info(
+            "%s %s -> %s (%.1f ms)",
+            request.method,
+            request.path,
+            response.status_code,
+            duration_ms,
+        )

@@ -239,6 +239,7 @@ class Backend:
             "webhook_url": client["webhook_url"],
             "progression": client["progression"],
             "step_delay": client["step_delay"],
+            "from_fixtures": bool(client["from_fixtures"]),
         }
 
     def client_warehouses(self, client_id: int) -> set[str]:

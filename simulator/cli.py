@@ -6,8 +6,8 @@ import argparse
 import ipaddress
 import logging
 import os
-import secrets
 import re
+import secrets
 import signal
 import socket
 import sqlite3
@@ -47,7 +47,9 @@ def _port(text: str) -> int:
     except ValueError:
         port = -1
     if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a port from 0 to 65535, got {text!r}"
+        )
     return port
 
 
@@ -127,9 +129,7 @@ def add_server_options(p: argparse.ArgumentParser) -> None:
         default="",
         help="webhook URL for clients without one",
     )
-    p.add_argument(
-        "--auto", action="store_true", help="move every order on by itself"
-    )
+    p.add_argument("--auto", action="store_true", help="move every order on by itself")
     p.add_argument(
         "--step-delay", type=_seconds, default=2.0, help="seconds between timed steps"
     )
@@ -212,6 +212,13 @@ def serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("shipper-sim: --workers must be 1 or more", file=sys.stderr)
         return 2
+    if args.workers > 1 and args.freeze_at is not None:
+        print(
+            "shipper-sim: --freeze-at needs a single-process simulator: the "
+            "virtual clock lives in one process's memory; drop --workers",
+            file=sys.stderr,
+        )
+        return 2
     if args.workers > 1:
         from .production import serve_production
 
@@ -237,8 +244,10 @@ def serve(args: argparse.Namespace) -> int:
         listener = socket.create_server((args.host, args.port))
         server = make_simulator_server(args.host, args.port, app, fd=listener.fileno())
     except OSError as exc:
-        print(f"shipper-sim: cannot listen on {args.host}:{args.port}: {exc}",
-              file=sys.stderr)
+        print(
+            f"shipper-sim: cannot listen on {args.host}:{args.port}: {exc}",
+            file=sys.stderr,
+        )
         simulator.stop()
         return 2
 

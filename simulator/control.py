@@ -9,12 +9,12 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request
 
 from . import journal, schemas
-from .schemas import WEBHOOK_EVENTS
-from .webhooks import DELIVERY_STATES
 from .api import load_json
 from .clock import iso_utc
 from .errors import ERROR_CODES, ControlError, InvalidInput, ShipperError
+from .schemas import WEBHOOK_EVENTS
 from .statuses import API_STATUSES, STEPS, WMS_CODE_NAMES
+from .webhooks import DELIVERY_STATES
 
 bp = Blueprint("control", __name__, url_prefix="/_sim")
 
@@ -47,14 +47,17 @@ def int_arg(name: str, minimum: int | None = None) -> int | None:
     try:
         number = int(value)
     except ValueError:
-        raise ControlError(f"{name} must be a whole number, got {value!r}",
-                           400, name) from None
+        raise ControlError(
+            f"{name} must be a whole number, got {value!r}", 400, name
+        ) from None
     if abs(number) > MAX_SQL_INT:
-        raise ControlError(f"{name} must be at most {MAX_SQL_INT}, got {value!r}",
-                           400, name)
+        raise ControlError(
+            f"{name} must be at most {MAX_SQL_INT}, got {value!r}", 400, name
+        )
     if minimum is not None and number < minimum:
-        raise ControlError(f"{name} must be {minimum} or more, got {value!r}",
-                           400, name)
+        raise ControlError(
+            f"{name} must be {minimum} or more, got {value!r}", 400, name
+        )
     return number
 
 
@@ -201,10 +204,16 @@ def cancel_order(warehouse_id: str, order_no: str):
         backend.cancel_sales_order(client, order["kind"], cancellation)
     except ShipperError as exc:
         body, status = sim().error_envelope(path, exc)
-        return {"shipper_status": status, "shipper_body": body,
-                "reason": exc.reason}, 200
-    return {"shipper_status": 200,
-            "shipper_body": sim().success_envelope(path), "reason": ""}, 200
+        return {
+            "shipper_status": status,
+            "shipper_body": body,
+            "reason": exc.reason,
+        }, 200
+    return {
+        "shipper_status": 200,
+        "shipper_body": sim().success_envelope(path),
+        "reason": "",
+    }, 200
 
 
 # -- webhooks and the journal

@@ -202,6 +202,13 @@ DECISIONS: tuple[Decision, ...] = (
         "before they are read.",
     ),
     Decision(
+        "Slow or refused requests",
+        "A body shorter than its Content-Length is given up after 30 seconds "
+        "(408, code 810). Requests the server refuses before reading them (a "
+        "header over the size limit, a request line over 64 KB) get the "
+        "envelope with code 810 and the HTTP status that says why (431, 414).",
+    ),
+    Decision(
         "Unknown fields",
         "Ignored, as a lenient gateway would.",
     ),

@@ -46,8 +46,11 @@ class Fault:
     def describe(self) -> dict:
         out = asdict(self)
         out.pop("_rng")
-        return {k: v for k, v in out.items() if v not in (None, False, 0.0) or k in (
-            "id", "target", "hits", "count")}
+        return {
+            k: v
+            for k, v in out.items()
+            if v not in (None, False, 0.0) or k in ("id", "target", "hits", "count")
+        }
 
     def summary(self) -> str:
         if self.target == "webhook":
@@ -90,19 +93,23 @@ class Faults:
     ) -> Fault | None:
         """The API fault this call triggers, if any (and count it as used)."""
         return self._take(
-            lambda f: f.target == "api"
-            and _matches(f.endpoint, endpoint)
-            and _matches(f.method, method)
-            and (f.path is None or f.path in path)
-            and (f.client_id is None or f.client_id == client_id)
+            lambda f: (
+                f.target == "api"
+                and _matches(f.endpoint, endpoint)
+                and _matches(f.method, method)
+                and (f.path is None or f.path in path)
+                and (f.client_id is None or f.client_id == client_id)
+            )
         )
 
     def take_webhook(self, event: str, client_id: int, order_no: str) -> Fault | None:
         return self._take(
-            lambda f: f.target == "webhook"
-            and _matches(f.event, event)
-            and (f.client_id is None or f.client_id == client_id)
-            and (f.order_no is None or f.order_no == order_no)
+            lambda f: (
+                f.target == "webhook"
+                and _matches(f.event, event)
+                and (f.client_id is None or f.client_id == client_id)
+                and (f.order_no is None or f.order_no == order_no)
+            )
         )
 
     def _take(self, matches) -> Fault | None:

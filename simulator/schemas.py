@@ -985,8 +985,7 @@ class FaultSchema(_KnownFieldsBody):
 
     target = Choice(FAULT_TARGETS, default="api")
     endpoint = Choice(FAULT_ENDPOINTS, default=None)
-    method = Choice(("GET", "POST", "PUT", "PATCH"), ignore_case=True,
-                    default=None)
+    method = Choice(("GET", "POST", "PUT", "PATCH"), ignore_case=True, default=None)
     path = StrictString(200, load_default=None)
     client_id = StrictInteger(1, MAX_CLIENT_ID, default=None)
     event = Choice(WEBHOOK_EVENTS, default=None)
@@ -1045,8 +1044,7 @@ class ClockSchema(_KnownFieldsBody):
 class VerifySchema(_Body):
     """POST /_sim/requests/verify: was an endpoint called as expected?"""
 
-    method = Choice(("GET", "POST", "PUT", "PATCH"), ignore_case=True,
-                    default=None)
+    method = Choice(("GET", "POST", "PUT", "PATCH"), ignore_case=True, default=None)
     path = StrictString(300, required=True)
     client_id = StrictInteger(1, MAX_CLIENT_ID, default=None)
     body = AnyObject(load_default=None)

@@ -125,12 +125,16 @@ class ShipperRequestHandler(WSGIRequestHandler):
         log.warning(
             "%s %s -> %s: %s",
             self.command or "-",
-            (path or "-").translate(_CONTROL_CHARS),
+            _for_log(path),
             status,
             reason,
         )
 
-        body = json.dumps(self._error_body(path, status, reason), ensure_ascii=False)
+        body = json.dumps(
+            self._error_body(path, status, reason),
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
         data = body.encode("utf-8")
         self._refusing = True
         self.send_response(status)
@@ -149,7 +153,7 @@ class ShipperRequestHandler(WSGIRequestHandler):
         path = getattr(self, "path", "")
         if self._refusing or path.startswith(SHIPPER_PREFIX):
             return
-        log.info("%s %s -> %s", self.command, path.translate(_CONTROL_CHARS), code)
+        log.info("%s %s -> %s", self.command, _for_log(path), code)
 
     def log(self, type: str, message: str, *args) -> None:
         # werkzeug's other lines (a timed-out request, a TLS error) are the
@@ -212,6 +216,12 @@ def _refusal_reason(status: int, message: str | None, explain: str | None) -> st
         return f"headers: more than {MAX_HEADERS}, the most the server reads"
     detail = message or envelope.reason_phrase(status)
     return f"request line: {detail}" + (f" ({explain})" if explain else "")
+
+
+def _for_log(path: str) -> str:
+    """A path for one log line: control characters escaped, 200 at most."""
+    shown = (path or "-").translate(_CONTROL_CHARS)
+    return shown if len(shown) <= 200 else f"{shown[:200]}... ({len(path)} chars)"
 
 
 def _header_safe(text: str) -> str:

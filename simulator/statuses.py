@@ -137,9 +137,11 @@ def as_markdown() -> str:
         "|---|---|---|---|---|",
     ]
     for s in STEPS:
-        partial = f"`{s.partial_code}` {WMS_CODE_NAMES[s.partial_code]}" if (
-            s.partial_code
-        ) else ""
+        partial = (
+            f"`{s.partial_code}` {WMS_CODE_NAMES[s.partial_code]}"
+            if (s.partial_code)
+            else ""
+        )
         full = f"`{s.full_code}` {WMS_CODE_NAMES[s.full_code]}"
         fills = f"`{s.quantity}` (up to `{s.capped_by}`)" if s.quantity else ""
         out.append(f"| {s.name} | {s.status} | {partial} | {full} | {fills} |")

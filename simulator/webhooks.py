@@ -393,8 +393,12 @@ class Dispatcher:
         if fault.late or fault.out_of_order:
             seconds = fault.late or 1.0
             self.outbox.hold(delivery, seconds, unordered=fault.out_of_order)
-            log.info("webhook %s put off %.1fs by %s", delivery["id"], seconds,
-                     fault.summary())
+            log.info(
+                "webhook %s put off %.1fs by %s",
+                delivery["id"],
+                seconds,
+                fault.summary(),
+            )
             return True
         return False
 

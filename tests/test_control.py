@@ -133,9 +133,12 @@ def test_removing_a_client_takes_its_orders_and_key_with_it(http):
 
     assert removed.status_code == 200
     assert http.get("/_sim/clients/900001").status_code == 404
-    assert http.get("/_sim/orders", query_string={"client_id": 900001}).get_json()[
-        "orders"
-    ] == []
+    assert (
+        http.get("/_sim/orders", query_string={"client_id": 900001}).get_json()[
+            "orders"
+        ]
+        == []
+    )
     assert api.create("oms", body).status_code == 401
     assert http.delete("/_sim/clients/900001").status_code == 404
     # The others are untouched.

@@ -310,6 +310,43 @@ def test_board_shows_the_first_clients_orders_by_status(live, page):
     ]
 
 
+def open_dashboard(live: Live, driver, fragment: str = "") -> None:
+    driver.get("about:blank")
+    driver.get(f"{live.base}/_sim/{fragment}")
+    wait_until(driver, lambda d: live_text(d) == "Live")
+
+
+def chosen_client(driver) -> str:
+    chosen = Select(driver.find_element(By.ID, "client-select")).first_selected_option
+    return chosen.get_attribute("value")
+
+
+def test_page_opens_on_the_demo_client_not_on_the_lowest_id(live, browser):
+    added = {
+        "client_id": 1001,
+        "api_key": "dash-added-client-key",
+        "tenant_name": "Added By A Test",
+        "oms_customer_id": "CS1001",
+        "wms_customer_id": "ADDED",
+        "warehouses": [WAREHOUSE],
+    }
+    reply = live.control("POST", "/_sim/clients", json=added)
+    assert reply.status_code == 201, reply.text
+    try:
+        open_dashboard(live, browser)
+        assert chosen_client(browser) == str(CLIENT["client_id"])
+        options = browser.find_elements(By.CSS_SELECTOR, "#client-select option")
+        assert options[0].get_attribute("value") == str(CLIENT["client_id"])
+        assert "1001" in [o.get_attribute("value") for o in options]
+
+        # A link that names the other client still opens on it.
+        open_dashboard(live, browser, "#client=1001")
+        assert chosen_client(browser) == "1001"
+        assert "ADDED" in browser.find_element(By.ID, "client-codes").text
+    finally:
+        live.control("DELETE", "/_sim/clients/1001")
+
+
 def test_card_moves_across_the_board_without_a_reload_and_keeps_focus(live, page):
     b2c(live, "DASH-MOVE-01")
     wait_in_column(page, "DASH-MOVE-01", "REGISTERED")
@@ -409,6 +446,39 @@ def test_cancel_from_the_page_before_allocation(live, page):
 
     wait_in_column(page, "DASH-CANCEL-01", "CANCELLED")
     assert "Shipper answered HTTP 200" in action_result(page)
+
+
+def cancel_button_state(driver) -> tuple[bool, str]:
+    button = driver.find_element(By.ID, "cancel-order")
+    return button.is_enabled(), button.get_attribute("title")
+
+
+def test_cancel_is_disabled_once_an_order_is_cancelled_or_closed(live, page):
+    b2b(live, "DASH-DONE-01")
+    live.control("POST", f"/_sim/orders/{WAREHOUSE}/DASH-DONE-01/cancel", json={})
+    b2b(live, "DASH-DONE-02")
+    live.advance("DASH-DONE-02", to="CLOSED")
+
+    select_order(page, "DASH-DONE-01")
+    wait_until(page, lambda d: not cancel_button_state(d)[0])
+    assert "already cancelled" in cancel_button_state(page)[1]
+    assert not page.find_element(By.ID, "cancel-reason").is_enabled()
+
+    select_order(page, "DASH-DONE-02")
+    wait_until(page, lambda d: "CLOSED" in cancel_button_state(d)[1])
+    assert cancel_button_state(page)[0] is False
+
+
+def test_cancel_stays_open_after_allocation_and_says_shipper_refuses(live, page):
+    b2b(live, "DASH-OPEN-01")
+    select_order(page, "DASH-OPEN-01")
+    wait_until(page, lambda d: cancel_button_state(d)[1])
+    enabled, title = cancel_button_state(page)
+    assert enabled and "3020" not in title
+
+    live.advance("DASH-OPEN-01", to="PICKED")
+    wait_until(page, lambda d: "3020" in cancel_button_state(d)[1])
+    assert cancel_button_state(page)[0] is True
 
 
 def test_refused_cancel_after_allocation_shows_shippers_3020(live, page):

@@ -38,7 +38,9 @@ def test_readme_names_the_demo_key_of_the_fixtures():
 def test_every_control_route_is_in_the_control_api_page():
     app = create_app(Config(start_workers=False))
     page = (ROOT / "docs" / "control-api.md").read_text()
-    documented = set(re.findall(r"`(?:GET|POST|PUT|PATCH|DELETE) (/_sim[^`?\s]*)", page))
+    documented = set(
+        re.findall(r"`(?:GET|POST|PUT|PATCH|DELETE) (/_sim[^`?\s]*)", page)
+    )
     normalised = {re.sub(r"/(WH|NO|ID)(?=/|$)", "/<>", p) for p in documented}
     missing = []
     for rule in app.url_map.iter_rules():

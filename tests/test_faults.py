@@ -108,7 +108,11 @@ def test_error_code_fault_answers_that_shipper_error_and_stores_nothing(
             "Internal Server Error",
             "Internal Server Error. Please Call Administrator.",
         ),
-        (503, "Service Unavailable", "Internal Server Error. Please Call Administrator."),
+        (
+            503,
+            "Service Unavailable",
+            "Internal Server Error. Please Call Administrator.",
+        ),
     ],
 )
 def test_status_fault_answers_that_status_with_code_803(

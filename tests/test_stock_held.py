@@ -35,8 +35,9 @@ def test_held_stock_matches_a_recount_after_every_kind_of_change(app, http):
     kinds_done: set[str] = set()
 
     for n in range(300):
-        action = rng.choice(["create", "create", "update", "cancel", "step", "to",
-                             "stock"])
+        action = rng.choice(
+            ["create", "create", "update", "cancel", "step", "to", "stock"]
+        )
         if action == "create" or not orders:
             kind = rng.choice(["oms", "wms"])
             number = f"HELD-{n}"
@@ -67,8 +68,12 @@ def test_held_stock_matches_a_recount_after_every_kind_of_change(app, http):
         else:
             http.put(
                 "/_sim/stock",
-                json={"client_id": DEMO_ID, "warehouse_id": WAREHOUSE,
-                      "sku": rng.choice(SKUS), "qty": rng.randint(20, 60)},
+                json={
+                    "client_id": DEMO_ID,
+                    "warehouse_id": WAREHOUSE,
+                    "sku": rng.choice(SKUS),
+                    "qty": rng.randint(20, 60),
+                },
             )
         kinds_done.add(action)
 

@@ -275,7 +275,9 @@ def test_a_large_order_is_matched_by_any_of_its_fields(
     api.create_ok("oms", body)
 
     found = verify(
-        http, path=OMS, body={"so_number": "SO-MANY-LINES", "details.59.sku": "SKU-TSHIRT-M"}
+        http,
+        path=OMS,
+        body={"so_number": "SO-MANY-LINES", "details.59.sku": "SKU-TSHIRT-M"},
     )
 
     assert found["ok"] is True, found["message"]

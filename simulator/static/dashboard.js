@@ -12,6 +12,10 @@
   const STEPS = LADDER.steps;
   const CODE_NAMES = LADDER.wms_codes;
   const FINAL = new Set(LADDER.final);
+  const EDITABLE = new Set(LADDER.editable);
+  // The built-in fixtures' demo client. The page opens on it rather than on
+  // the lowest id, which may be a client a test or a script added.
+  const DEMO_CLIENT_ID = 112233;
   const CARDS_PER_COLUMN = 40;
   const ORDERS_FETCHED = 300;
   const REQUESTS_SHOWN = 80;
@@ -174,13 +178,22 @@
 
   async function loadClients() {
     const { body } = await api("/_sim/clients");
-    state.clients = body.clients;
+    state.clients = fixtureClientsFirst(body.clients);
     if (!state.clients.some((c) => c.client_id === state.clientId)) {
       const fromHash = Number(new URLSearchParams(location.hash.slice(1)).get("client"));
       const known = state.clients.find((c) => c.client_id === fromHash);
       state.clientId = (known || state.clients[0] || {}).client_id ?? null;
     }
     renderClients();
+  }
+
+  // Clients from the fixtures first (by id, as the API lists them), then
+  // those added later. Without a from_fixtures field, the demo client is
+  // the one known to come from them.
+  function fixtureClientsFirst(clients) {
+    const isFixture = (c) => ("from_fixtures" in c
+      ? Boolean(c.from_fixtures) : c.client_id === DEMO_CLIENT_ID);
+    return [...clients].sort((a, b) => isFixture(b) - isFixture(a));
   }
 
   async function loadOrders() {
@@ -523,6 +536,25 @@
     const mode = $("order-progression");
     if (summary && document.activeElement !== mode) mode.value = summary.progression;
     mode.disabled = isFinal;
+
+    renderCancel(status);
+  }
+
+  // Cancel stays open after allocation, so that Shipper's refusal (3020) can
+  // be seen; a cancelled or closed order has nothing left to cancel.
+  function renderCancel(status) {
+    const done = FINAL.has(status);
+    const cancel = $("cancel-order");
+    cancel.disabled = done;
+    $("cancel-reason").disabled = done;
+    let why = "Sends Shipper's cancel for this order, as the client would.";
+    if (status === "CANCELLED") why = "This order is already cancelled.";
+    else if (done) why = `This order is ${status}: there is nothing left to cancel.`;
+    else if (!EDITABLE.has(status)) {
+      why = "Stock is allocated: Shipper refuses this cancel with 3020. " +
+        "Send it to see the answer.";
+    }
+    if (cancel.title !== why) cancel.title = why;
   }
 
   function renderLines(details) {
