@@ -34,7 +34,7 @@ from .app import create_app
 from .clock import JAKARTA
 from .config import Config
 from .fakedata import fake_b2b_body, fake_b2c_body, fake_lines, make_faker
-from .serving import make_simulator_server
+from .serving import BackgroundServer, make_simulator_server
 
 log = logging.getLogger(__name__)
 
@@ -179,23 +179,19 @@ class WebhookReceiver:
         self.count = 0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, name="demo-receiver", daemon=True
-        )
+        server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        server.daemon_threads = True
+        self.server = BackgroundServer(server, name="demo-receiver")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/webhook"
+        return f"{self.server.url}/webhook"
 
     def start(self) -> None:
-        self._thread.start()
+        self.server.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=5)
+        self.server.stop()
 
     def receive(self, raw: bytes) -> int:
         """Print one line for a webhook body; answers the status to reply."""
@@ -481,20 +477,20 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             file=sys.stderr,
         )
         simulator.stop()
-        receiver.server.server_close()
+        receiver.stop()
         return 2
     # Werkzeug reports a busy port by exiting the process; a socket bound
     # here first lets the demo say so itself.
-    server = make_simulator_server("127.0.0.1", args.port, app, fd=listener.fileno())
+    server = BackgroundServer(
+        make_simulator_server("127.0.0.1", args.port, app, fd=listener.fileno()),
+        name="demo-simulator",
+    )
     listener.close()
 
-    base_url = f"http://127.0.0.1:{server.port}"
-    server_thread = threading.Thread(
-        target=server.serve_forever, name="demo-simulator", daemon=True
-    )
+    base_url = server.url
     previous = _stop_on_signals(stop)
     receiver.start()
-    server_thread.start()
+    server.start()
 
     clients = simulator.backend.clients()
     for client in clients:
@@ -518,9 +514,7 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     finally:
         stream.stop()
         simulator.stop()
-        server.shutdown()
-        server.server_close()
-        server_thread.join(timeout=5)
+        server.stop()
         receiver.stop()
         _restore_signals(previous)
         # The in-memory store is left to the process exit: a delivery the

@@ -24,14 +24,12 @@ import re
 import secrets
 import sys
 import textwrap
-import threading
 import time
 import tomllib
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 from urllib.parse import quote
@@ -47,7 +45,9 @@ from .errors import ERROR_CODES
 from .fakedata import fake_b2b_body, fake_b2c_body, fake_lines, make_faker
 from .fixtures import builtin_scenarios_dir
 from .schemas import FAULT_ENDPOINTS
+from .serving import BackgroundServer
 from .statuses import API_STATUSES, STEP_NAMES, WMS_CODE_NAMES
+from .testing import WebhookReceiver
 
 BASE = "/v3/fulfillment"
 KIND_PATH = {"B2C": "oms", "B2B": "wms"}
@@ -1109,102 +1109,6 @@ def check_fields(data: Any, expected: dict[str, Any]) -> list[str]:
     return failures
 
 
-# -- the built-in webhook receiver -----------------------------------------
-
-
-@dataclass
-class Receipt:
-    """One POST the built-in receiver got, and how it answered."""
-
-    time: float
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int
-
-    @property
-    def payload(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            return None
-
-    @property
-    def delivery_id(self) -> int | None:
-        value = self.headers.get("x-sim-delivery-id", "")
-        return int(value) if value.isdigit() else None
-
-
-class WebhookReceiver:
-    """The runner's own webhook endpoint on 127.0.0.1, used without --client-url.
-
-    It answers 200, or ``fail_status`` to the first ``fail_first`` POSTs
-    (counted over every client of the run), and keeps what it got so that
-    webhook expectations can compare the delivery log with what arrived.
-    """
-
-    def __init__(self, fail_first: int = 0, fail_status: int = 500) -> None:
-        self.fail_first = fail_first
-        self.fail_status = fail_status
-        self._lock = threading.Lock()
-        self._receipts: list[Receipt] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        # A short poll keeps stop() quick: shutdown waits for the next poll.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": STOP_POLL},
-            name="scenario-receiver",
-            daemon=True,
-        )
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}/webhook"
-
-    def receipts(self) -> list[Receipt]:
-        with self._lock:
-            return list(self._receipts)
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def _answer(self, path: str, headers: dict[str, str], body: bytes) -> int:
-        with self._lock:
-            failing = len(self._receipts) < self.fail_first
-            status = self.fail_status if failing else 200
-            # Recorded before the reply goes out: once the simulator logs
-            # the attempt, the receipt is already here to compare.
-            self._receipts.append(Receipt(time.time(), path, headers, body, status))
-        return status
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                status = receiver._answer(self.path, headers, body)
-
-                reply = b'{"status": "ok"}' if status < 300 else b'{"status": "fail"}'
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                # The run's own step lines say what arrived.
-                return
-
-        return Handler
-
-
 # -- a simulator of the run's own ------------------------------------------
 
 
@@ -1241,25 +1145,19 @@ class LocalSimulator:
 
         self.config = config
         self.app = create_app(config)
-        self._server = make_server(
+        server = make_server(
             "127.0.0.1", 0, self.app, threaded=True, request_handler=_QuietHandler
         )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": STOP_POLL},
-            name="scenario-simulator",
-            daemon=True,
-        )
-        self._thread.start()
+        self._server = BackgroundServer(
+            server, name="scenario-simulator", poll_interval=STOP_POLL
+        ).start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.port}"
+        return self._server.url
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
         simulator = self.app.extensions["shipper_sim"]
         simulator.stop()
         # stop() lets a delivery in flight run on, and it records its attempt:
@@ -2294,11 +2192,11 @@ class ScenarioRun:
     def receipt_failures(self, delivery: dict, client: RunClient) -> list[str]:
         """Compare what the built-in receiver got with what the log says."""
         assert self.receiver is not None
-        receipts = self.receiver.receipts()
+        receipts = self.receiver.received
         mine = [r for r in receipts if r.delivery_id == delivery["id"]]
         if not mine:
             # Without the simulator's delivery id header, match on the body.
-            mine = [r for r in receipts if r.payload == delivery["payload"]]
+            mine = [r for r in receipts if r.json == delivery["payload"]]
         if not mine:
             return [
                 f"the log says delivered, but the built-in receiver got no POST "
@@ -2307,13 +2205,13 @@ class ScenarioRun:
 
         failures = []
         replies = [a["status_code"] for a in delivery["attempts"]]
-        answered = [r.status for r in mine]
+        answered = [r.answered for r in mine]
         if answered != replies:
             failures.append(
                 f"the log shows replies {replies}, the receiver answered {answered}"
             )
         last = mine[-1]
-        if last.payload != delivery["payload"]:
+        if last.json != delivery["payload"]:
             failures.append("the body the receiver got differs from the logged payload")
         if last.headers.get("x-api-key") != client.api_key:
             failures.append(
@@ -2379,8 +2277,8 @@ class ScenarioRun:
         label_of = {d["id"]: _label(d) for d in deliveries}
         accepted = [
             r.delivery_id
-            for r in self.receiver.receipts()
-            if r.delivery_id in label_of and r.status < 300
+            for r in self.receiver.received
+            if r.delivery_id in label_of and r.answered < 300
         ]
         return [label_of[i] for i in accepted if i is not None]
 
@@ -2550,8 +2448,14 @@ def run_scenario(
         if client_url:
             webhook_url = client_url
         else:
-            receiver = WebhookReceiver(**spec.receiver)
+            # It answers fail_status to the first fail_first POSTs, counted
+            # over every client of the run.
+            receiver = WebhookReceiver().start()
             stack.callback(receiver.stop)
+            receiver.fail_next(
+                spec.receiver.get("fail_first", 0),
+                spec.receiver.get("fail_status", 500),
+            )
             webhook_url = receiver.url
 
         if simulator_url:

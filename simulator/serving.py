@@ -12,6 +12,10 @@ It also bounds every read from and write to a client's socket
 never sends holds a thread for that long, not forever; and it sends the
 server's per-request line to the ``simulator.http`` logger at INFO (shown
 with ``-v``) instead of printing it to stderr.
+
+:class:`BackgroundServer` serves any of these servers (or an ``http.server``
+one) from a daemon thread, for the test helpers, the scenario runner and the
+demo, which all run a simulator or a webhook receiver next to their own work.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import logging
 import re
 import selectors
 import socket
+import threading
 import uuid
 from urllib.parse import urlsplit
 
@@ -45,6 +50,10 @@ MAX_HEADERS = 100
 
 # The path echoed in an error body: a 414's request line runs to 64 KB.
 MAX_ECHOED_PATH = 2048
+
+# How often a background server looks for a stop request: stop() waits for
+# the next look.
+STOP_POLL = 0.05
 
 # After a refusal, what the client is still sending is read and dropped so
 # that closing the socket does not reset the connection before the client
@@ -252,3 +261,58 @@ def make_simulator_server(
             "ShipperRequestHandler", (ShipperRequestHandler,), {"timeout": read_timeout}
         )
     return make_server(host, port, app, threaded=True, request_handler=handler, fd=fd)
+
+
+class BackgroundServer:
+    """A bound server's ``serve_forever`` in a daemon thread, until :meth:`stop`.
+
+    ``server`` is any :mod:`socketserver` server, bound already: werkzeug's
+    (from :func:`make_simulator_server` or ``make_server``) or an
+    ``http.server`` one. The thread is named ``{name}-{port}``. :meth:`stop`
+    closes the socket even when the server was never started.
+    """
+
+    def __init__(self, server, *, name: str, poll_interval: float = STOP_POLL) -> None:
+        self.server = server
+        self.name = name
+        self.poll_interval = poll_interval
+        self._thread: threading.Thread | None = None
+
+    @property
+    def host(self) -> str:
+        return self.server.server_address[0]
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> BackgroundServer:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self.server.serve_forever,
+                kwargs={"poll_interval": self.poll_interval},
+                name=f"{self.name}-{self.port}",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving (a request in progress runs on) and close the socket."""
+        # shutdown() waits for serve_forever to notice, so only a started
+        # server is asked to.
+        if self._thread is not None:
+            self.server.shutdown()
+            self._thread.join(timeout=timeout)
+            self._thread = None
+        self.server.server_close()
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -43,6 +43,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from .app import create_app
 from .clock import parse_iso_utc
 from .config import Config
+from .serving import BackgroundServer
 
 __all__ = [
     "B2B_SAMPLE",
@@ -448,14 +449,13 @@ class SimulatorServer(_Simulator):
         self.port = port
         self.shared = shared
         self.app = None
-        self._server = None
-        self._thread: threading.Thread | None = None
+        self._server: BackgroundServer | None = None
 
     @property
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the simulator is not running; call start() first")
-        return f"http://{self.host}:{self._server.server_port}"
+        return f"http://{self.host}:{self._server.port}"
 
     @property
     def simulator(self):
@@ -467,7 +467,7 @@ class SimulatorServer(_Simulator):
             return self
         self.app = create_app(self.config)
         try:
-            self._server = make_server(
+            server = make_server(
                 self.host,
                 self.port,
                 self.app,
@@ -477,20 +477,14 @@ class SimulatorServer(_Simulator):
         except BaseException:
             self._close_app()
             raise
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": POLL_INTERVAL},
-            name=f"shipper-sim-http-{self._server.server_port}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._server = BackgroundServer(
+            server, name="shipper-sim-http", poll_interval=POLL_INTERVAL
+        ).start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=5)
+            self._server.stop()
             self._server = None
         self._close_app()
 
@@ -1196,8 +1190,7 @@ class WebhookReceiver:
         self._plan: list[int] = []
         self._status = 200
         self._changed = threading.Condition()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: BackgroundServer | None = None
         # Callables that describe, for a timeout message, what the
         # simulator did about webhooks meant for this receiver.
         self._reporters: list[Callable[[], str]] = []
@@ -1205,22 +1198,16 @@ class WebhookReceiver:
     # -- running
     def start(self) -> WebhookReceiver:
         if self._server is None:
-            self._server = ThreadingHTTPServer((self.host, self.port), self._handler())
-            self._server.daemon_threads = True
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": POLL_INTERVAL},
-                name=f"webhook-receiver-{self._server.server_port}",
-                daemon=True,
-            )
-            self._thread.start()
+            server = ThreadingHTTPServer((self.host, self.port), self._handler())
+            server.daemon_threads = True
+            self._server = BackgroundServer(
+                server, name="webhook-receiver", poll_interval=POLL_INTERVAL
+            ).start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=5)
+            self._server.stop()
             self._server = None
 
     def __enter__(self) -> WebhookReceiver:
@@ -1233,7 +1220,7 @@ class WebhookReceiver:
     def url(self) -> str:
         if self._server is None:
             self.start()
-        return f"http://{self.host}:{self._server.server_port}{self.path}"
+        return f"http://{self.host}:{self._server.port}{self.path}"
 
     # -- answering
     def fail_next(self, n: int = 1, status: int = 500) -> WebhookReceiver:

@@ -24,6 +24,7 @@ from werkzeug.serving import make_server
 
 from simulator.app import Simulator, create_app
 from simulator.config import Config
+from simulator.serving import BackgroundServer
 
 # Shipper's documented sample requests, as the README's tour uses them.
 SAMPLES = Path(__file__).resolve().parents[1] / "docs" / "samples"
@@ -260,12 +261,8 @@ def second_api(http: FlaskClient) -> ShipperClient:
 def live_server(app: Flask) -> Iterator[tuple[str, int]]:
     """``app`` served over a real socket on 127.0.0.1; answers (host, port)."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield "127.0.0.1", server.server_port
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with BackgroundServer(server, name="live-server", poll_interval=0.02) as served:
+        yield served.host, served.port
 
 
 # -- a webhook receiver -------------------------------------------------------
@@ -299,16 +296,14 @@ class Receiver:
         self._choose: Callable[[Received], int] | None = None
         self._changed = threading.Condition()
         self._closing = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.02,), daemon=True
-        )
-        self._thread.start()
+        server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = BackgroundServer(
+            server, name="test-receiver", poll_interval=0.02
+        ).start()
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/webhook"
+        return f"{self._server.url}/webhook"
 
     def fail(self, times: int, status: int = 500) -> Receiver:
         with self._changed:
@@ -345,9 +340,7 @@ class Receiver:
 
     def close(self) -> None:
         self._closing.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
     def _next_status(self, received: Received) -> int:
         with self._changed:

@@ -374,8 +374,7 @@ class CountingReceiver:
         self.arrivals: list[tuple[str, str, str]] = []
         self._changed = threading.Condition()
         self._placeholder: socket.socket | None = None
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server = None  # a BackgroundServer, once up
         self.port = port or 0
         if port is None:
             self.up()
@@ -401,11 +400,14 @@ class CountingReceiver:
         if self._placeholder is not None:
             self._placeholder.close()
             self._placeholder = None
-        self._server = ThreadingHTTPServer((HOST, self.port), self._handler())
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        # Imported here: a client process spawned from this module starts
+        # without Flask and the simulator (see DEMO_ID above).
+        from simulator.serving import BackgroundServer
+
+        server = ThreadingHTTPServer((HOST, self.port), self._handler())
+        server.daemon_threads = True
+        self._server = BackgroundServer(server, name="counting-receiver").start()
+        self.port = self._server.port
         return self
 
     def wait_total(self, count: int, timeout: float) -> None:
@@ -428,9 +430,7 @@ class CountingReceiver:
         if self._placeholder is not None:
             self._placeholder.close()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=5)
+            self._server.stop()
 
     def _record(self, key: tuple[str, str, str]) -> None:
         with self._changed:
