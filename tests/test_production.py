@@ -93,6 +93,11 @@ def api(server: SimServer) -> Api:
 
 
 def test_three_workers_start_beside_one_background_process(server):
+    # Ready means one worker answers; on a busy machine the others may still
+    # be booting.
+    deadline = time.monotonic() + 30
+    while len(http_workers(server)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert len(http_workers(server)) == 3
     background = [p for p in server.processes() if "spawn_main" in cmdline(p)]
     assert len(background) == 1, [cmdline(p) for p in server.processes()]
