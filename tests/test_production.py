@@ -95,10 +95,7 @@ def api(server: SimServer) -> Api:
 def test_three_workers_start_beside_one_background_process(server):
     # Ready means one worker answers; on a busy machine the others may still
     # be booting.
-    deadline = time.monotonic() + 30
-    while len(http_workers(server)) < 3 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert len(http_workers(server)) == 3
+    wait_for(lambda: len(http_workers(server)) == 3, 30, "three workers")
     background = [p for p in server.processes() if "spawn_main" in cmdline(p)]
     assert len(background) == 1, [cmdline(p) for p in server.processes()]
     assert "with 3 worker processes" in server.output()
@@ -214,8 +211,11 @@ def test_a_signal_stops_every_process(workers, how):
     server = SimServer(workers=workers)  # no --db
     try:
         server.start()
-        started = server.processes()
-        assert len(started) >= (1 if workers == 1 else 1 + workers + 1), started
+        # Ready means one worker answers; the others may still be booting.
+        expected = 1 if workers == 1 else 1 + workers + 1
+        wait_for(
+            lambda: len(server.processes()) >= expected, 30, "every process to start"
+        )
 
         if how == "sigterm":
             code = server.signal(signal.SIGTERM)
