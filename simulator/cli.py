@@ -41,28 +41,25 @@ def _delays(text: str) -> tuple[float, ...]:
     return values
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(
-            f"expected a port from 0 to 65535, got {text!r}"
-        )
-    return port
+def _bounded(kind: type, low: float, high: float, what: str):
+    """An argument type: a number of ``kind`` from ``low`` to ``high``."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"expected {what} from {low:g} to {high:g}, got {text!r}"
+            )
+        return value
+
+    return parse
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 3600:
-        raise argparse.ArgumentTypeError(
-            f"expected seconds from 0 to 3600, got {text!r}"
-        )
-    return value
+_port = _bounded(int, 0, 65535, "a port")
+_seconds = _bounded(float, 0, 3600, "seconds")
 
 
 def _url(text: str) -> str:
