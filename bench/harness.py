@@ -148,6 +148,23 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+def deleted_files_mb(pid: int) -> float:
+    """Size of the unlinked files a process holds open, in MB.
+
+    Where a simulator without ``--db`` keeps the pages of its private
+    temporary database that are not in memory.
+    """
+    total = 0
+    folder = Path(f"/proc/{pid}/fd")
+    for fd in folder.iterdir():
+        try:
+            if os.readlink(fd).endswith(" (deleted)"):
+                total += fd.stat().st_size
+        except OSError:  # closed meanwhile, or not a file
+            continue
+    return total / 1024 / 1024
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
@@ -482,7 +499,8 @@ def seeded_simulator(count: int, db: str | None = None) -> Server:
 
     The process builds the app with the CLI's defaults (workers running),
     stores the orders straight through its store, then serves it with the
-    same threaded werkzeug server as ``serve``. In memory unless ``db``.
+    same threaded werkzeug server as ``serve``. A private temporary database
+    unless ``db``.
     """
     port = free_port()
     code = SEEDED_SERVER.format(root=str(ROOT), db=db, count=count, port=port)

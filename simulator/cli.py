@@ -118,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
 def add_server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=8080)
-    p.add_argument("--db", default=None, help="SQLite file; in memory if not given")
+    p.add_argument(
+        "--db", default=None, help="SQLite file; a temporary database if not given"
+    )
     p.add_argument("--fixtures", default=None, help="a fixtures folder of your own")
     p.add_argument(
         "--webhook-url",
@@ -225,7 +227,7 @@ def serve(args: argparse.Namespace) -> int:
         app = create_app(config_from(args))
     except sqlite3.Error as exc:
         print(
-            f"shipper-sim: cannot use {args.db or 'the in-memory database'} as the "
+            f"shipper-sim: cannot use {args.db or 'a temporary database'} as the "
             f"state database: {exc}",
             file=sys.stderr,
         )
@@ -254,7 +256,7 @@ def serve(args: argparse.Namespace) -> int:
         f"shipper-sim listening on http://{args.host}:{server.port}\n"
         f"  demo API key: {demo['api_key']} (client {demo['client_id']}, "
         f"{demo['tenant_name']})\n"
-        f"  state: {args.db or 'in memory'}; progression: "
+        f"  state: {args.db or 'temporary, gone at exit'}; progression: "
         f"{'automatic' if args.auto else 'manual (POST /_sim/orders/.../advance)'}",
         flush=True,
     )

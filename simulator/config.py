@@ -8,7 +8,7 @@ from pathlib import Path
 
 @dataclass
 class Config:
-    # Where state lives: None for an in-memory database, else a file path.
+    # Where state lives: None for a private temporary database, else a file.
     db_path: str | None = None
     # Fixtures to load at start and on reset; None for the built-in ones.
     fixtures_dir: Path | None = None

@@ -517,7 +517,7 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         server.stop()
         receiver.stop()
         _restore_signals(previous)
-        # The in-memory store is left to the process exit: a delivery the
+        # The temporary store is left to the process exit: a delivery the
         # dispatcher had in flight may still record its attempt.
         print(
             f"shipper-sim demo stopped: {stream.sent} orders sent, "

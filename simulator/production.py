@@ -82,7 +82,7 @@ def serve_production(config: Config, host: str, port: int, workers: int) -> int:
     from .app import create_app
 
     # Without --db the state lives in a temp folder, gone with the server
-    # (as the in-memory state of a single process is).
+    # (as the temporary database of a single process is).
     is_temporary = not config.db_path
     config = prepare_database(config)
     background = multiprocessing.get_context("spawn").Process(

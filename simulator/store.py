@@ -1,10 +1,11 @@
 """The store: one SQLite database, through sqlite-utils.
 
-``:memory:`` by default, a file (in WAL mode) with ``--db``. Every operation
-runs inside :meth:`Store.transaction`, one ``BEGIN IMMEDIATE`` transaction
-under one lock, so concurrent requests never interleave their writes and a
-refused step leaves nothing half-written. Writes inside a transaction use
-plain SQL: sqlite-utils' insert helpers commit on their own.
+A private temporary database by default, a file (in WAL mode) with
+``--db``. Every operation runs inside :meth:`Store.transaction`, one
+``BEGIN IMMEDIATE`` transaction under one lock, so concurrent requests never
+interleave their writes and a refused step leaves nothing half-written.
+Writes inside a transaction use plain SQL: sqlite-utils' insert helpers
+commit on their own.
 """
 
 from __future__ import annotations
@@ -272,18 +273,25 @@ ACTIVITY_TABLES = (
 
 class Store:
     def __init__(self, path: str | None = None) -> None:
-        self.path = path or ":memory:"
+        # Without a file, a private temporary database (SQLite's empty file
+        # name): its recent pages stay in memory, the rest spill to an
+        # unlinked temporary file, so memory stays flat however many orders
+        # are kept, and nothing is left on disk when the process ends.
+        self.path = path
         conn = sqlite3.connect(
-            self.path, check_same_thread=False, isolation_level=None, timeout=30
+            path or "", check_same_thread=False, isolation_level=None, timeout=30
         )
         conn.row_factory = sqlite3.Row
         self.db = sqlite_utils.Database(conn)
         self._lock = threading.RLock()
         self._depth = 0
 
-        if self.path != ":memory:":
+        if path:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+        else:
+            conn.execute("PRAGMA journal_mode=MEMORY")
+            conn.execute("PRAGMA synchronous=OFF")
         conn.execute("PRAGMA foreign_keys=OFF")
         self._create_tables()
 

@@ -389,3 +389,49 @@ def test_reset_with_a_bad_client_id_is_400(http):
 
     assert response.status_code == 400
     assert response.get_json()["field"] == "client_id"
+
+
+STORE_GROWTH_PROBE = """
+import json, os
+from simulator.store import Store
+
+def rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+store, other = Store(), Store()
+for s in (store, other):
+    s.execute("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB)")
+before = rss_mb()
+for _ in range(60):
+    with store.transaction():
+        for _ in range(100):
+            store.execute("INSERT INTO blobs (data) VALUES (?)", (os.urandom(10_000),))
+print(json.dumps({
+    "growth_mb": rss_mb() - before,
+    "rows": store.value("SELECT COUNT(*) FROM blobs"),
+    "bytes": store.value("SELECT SUM(length(data)) FROM blobs"),
+    "other_rows": other.value("SELECT COUNT(*) FROM blobs"),
+}))
+"""
+
+
+def test_without_a_file_the_state_is_private_and_stays_off_the_heap():
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", STORE_GROWTH_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    found = json.loads(done.stdout)
+    assert found["rows"] == 6000 and found["bytes"] == 60_000_000
+    assert found["other_rows"] == 0, "two stores without a file shared their data"
+    # 60 MB stored; SQLite keeps its page cache (about 2 MB) in memory and
+    # the rest in its unlinked temporary file.
+    assert found["growth_mb"] < 20, found
