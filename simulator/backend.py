@@ -435,14 +435,17 @@ class Backend:
             self._move_held(order_id, {}, self._outstanding(order_id))
             order = self._order(order_id)
 
-            self._enqueue(order, "so_created", views.so_created_payload(order, client))
+            self._enqueue(
+                order, client, "so_created", views.so_created_payload(order, client)
+            )
             if kind == "B2B":
                 self._record_status(order, client, "00", now)
             else:
                 self._record_event(order_id, now, "", "REGISTERED", "registered")
-            self._schedule_progression(order, client, now)
+            scheduled = self._schedule_progression(order, client, now)
 
-        self.clock.wake()
+        if scheduled or self.sends_webhooks(client):
+            self.clock.wake()
         log.info("created %s order %s in %s", kind, order_no, warehouse_id)
         return {"group_key": group_key}
 
@@ -1005,7 +1008,8 @@ class Backend:
             self._record_status(order, client, code, now)
         if step.name == "ship":
             lines = self._lines(order["id"])
-            self._enqueue(order, "pgi", views.pgi_payload(order, lines, client, now))
+            payload = views.pgi_payload(order, lines, client, now)
+            self._enqueue(order, client, "pgi", payload)
         return order
 
     def _check_step_order(self, order: dict, step: Step, last: int, index: int) -> None:
@@ -1182,15 +1186,17 @@ class Backend:
         mode = "auto" if self.config.auto else client["progression"]
         return mode, delay
 
-    def _schedule_progression(self, order: dict, client: dict, now: float) -> None:
+    def _schedule_progression(self, order: dict, client: dict, now: float) -> bool:
+        """Plan the order's next timed step if it moves by itself; True if so."""
         mode, delay = self.progression_of(order, client)
         if mode == "auto" and order["status"] not in ("CANCELLED", "CLOSED"):
             self.store.execute(
                 "INSERT OR REPLACE INTO jobs (order_id, due_at) VALUES (?, ?)",
                 (order["id"], now + delay),
             )
-        else:
-            self.store.execute("DELETE FROM jobs WHERE order_id = ?", (order["id"],))
+            return True
+        self.store.execute("DELETE FROM jobs WHERE order_id = ?", (order["id"],))
+        return False
 
     def set_order_progression(self, order_id: int, mode: str) -> dict:
         with self.store.transaction():
@@ -1259,9 +1265,16 @@ class Backend:
 
     def _record_status(self, order: dict, client: dict, code: str, now: float):
         self._record_event(order["id"], now, code, order["status"], "status")
-        self._enqueue(order, "status", views.status_payload(order, client, code, now))
+        payload = views.status_payload(order, client, code, now)
+        self._enqueue(order, client, "status", payload)
 
-    def _enqueue(self, order: dict, event: str, payload: dict) -> None:
+    def sends_webhooks(self, client: dict) -> bool:
+        return bool(client["webhook_url"] or self.config.webhook_url)
+
+    def _enqueue(self, order: dict, client: dict, event: str, payload: dict) -> None:
+        # A client with no webhook URL has nothing to send to: its deliveries
+        # are logged as such at once, not handed to the dispatcher.
+        pending = self.sends_webhooks(client)
         self.store.insert(
             "deliveries",
             {
@@ -1271,9 +1284,9 @@ class Backend:
                 "warehouse_id": order["warehouse_id"],
                 "event": event,
                 "payload": dumps(payload),
-                "state": "pending",
+                "state": "pending" if pending else "no_url",
                 "attempts": 0,
-                "next_attempt_at": self.clock.now(),
+                "next_attempt_at": self.clock.now() if pending else None,
                 "created": self.clock.now(),
                 "redelivery_of": None,
                 "unordered": 0,

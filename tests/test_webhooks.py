@@ -396,6 +396,25 @@ def test_client_without_url_is_recorded_not_sent(live_http, receiver):
     assert receiver.requests == []
 
 
+def test_a_url_set_later_sends_only_what_comes_after_it(live_http, receiver):
+    second = ShipperClient(live_http, "demo-key-second-client")
+    body = b2c_body(customer_id="CS792", lines=[("SKU-CAP-01", 1)])
+    second.create_ok("oms", body)
+    (before,) = settled(live_http, 1)
+    assert before["state"] == "no_url" and before["attempts"] == []
+
+    point_webhooks(live_http, SECOND_ID, receiver.url)
+    advance_ok(live_http, body["so_number"], body["warehouse_id"], step="release")
+
+    (sent,) = receiver.wait_for(1)
+    assert sent.json()["status_code"] == "00"
+    rows = settled(live_http, 2)
+    assert [r["state"] for r in rows] == ["no_url", "delivered"]
+    # What was logged without a URL goes out when redelivered by hand.
+    live_http.post(f"/_sim/webhooks/{before['id']}/redeliver")
+    assert event_of(receiver.wait_for(2)[1].json()) == "so_created"
+
+
 # -- redelivery and order -----------------------------------------------------------
 
 
