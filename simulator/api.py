@@ -8,6 +8,7 @@ value) goes to the ``x-sim-error`` header, the log and the request journal.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from urllib.parse import quote
@@ -51,7 +52,10 @@ def load_json(raw: bytes) -> object:
         raise InvalidInput(f"body: not valid JSON ({_first_line(exc)})") from None
 
     # "\ud800" parses to a lone surrogate, which no database or UTF-8 writer
-    # takes; refuse it here rather than fail later with a 500.
+    # takes; refuse it here rather than fail later with a 500. Only a body
+    # with a surrogate escape or its UTF-8 form can hold one.
+    if not _MAY_HOLD_SURROGATE.search(raw):
+        return parsed
     try:
         json.dumps(parsed, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
@@ -62,6 +66,9 @@ def load_json(raw: bytes) -> object:
     except RecursionError:
         raise InvalidInput("body: nested too deeply") from None
     return parsed
+
+
+_MAY_HOLD_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 
 
 def _cut_at_limit(raw: bytes) -> bool:

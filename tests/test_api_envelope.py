@@ -381,6 +381,30 @@ def test_lone_surrogate_in_a_string_is_400_810_not_500(api):
     assert api.listed("OMS") == []
 
 
+@pytest.mark.parametrize(
+    "raw_remark",
+    [b'"\\uDC00"', b'"ab\\udbffcd"', b'"\xed\xa0\x80"'],
+    ids=["upper-case escape", "high half alone", "utf-8 encoded"],
+)
+def test_every_spelling_of_a_lone_surrogate_is_400_810(api, raw_remark):
+    marker = b'"MARK"'
+    raw = json.dumps(b2c_body(buyer_remark="MARK")).encode().replace(marker, raw_remark)
+
+    response = api.call("POST", "/outbound/oms", data=raw)
+
+    assert_error(response, 400, 810, INVALID)
+    assert api.listed("OMS") == []
+
+
+def test_a_surrogate_pair_is_a_character_and_is_taken(api):
+    raw = json.dumps(b2c_body(buyer_remark="MARK")).encode()
+    raw = raw.replace(b'"MARK"', b'"\\ud83d\\ude9a truck"')
+
+    response = api.call("POST", "/outbound/oms", data=raw)
+
+    assert response.status_code == 200, response.get_json()
+
+
 def test_huge_body_is_refused_with_a_4xx_envelope(api):
     body = b2c_body(buyer_remark="x" * 1_100_000)
 
