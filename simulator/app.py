@@ -220,6 +220,7 @@ def _journal(simulator: Simulator, response, reason: str | None) -> None:
     body_text = ""
     if response.is_json:
         body_text = response.get_data(as_text=True)
+    if body_text and response.status_code >= 400:  # only errors carry a code
         try:
             md = json.loads(body_text).get("metadata", {})
             errors = md.get("errors") or ([md["error"]] if "error" in md else [])
