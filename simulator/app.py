@@ -41,7 +41,7 @@ class Simulator:
         self.clock = Clock()
         if config.freeze_at is not None:
             self.clock.freeze(config.freeze_at)
-        self.store = Store(config.db_path)
+        self.store = Store(config.db_path, shared=config.multi_process)
         self.backend = Backend(
             config, self.store, self.clock, load_fixtures(config.fixtures_dir)
         )

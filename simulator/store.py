@@ -4,6 +4,10 @@ A private temporary database by default, a file (in WAL mode) with
 ``--db``. Every operation runs inside :meth:`Store.transaction`, one
 ``BEGIN IMMEDIATE`` transaction under one lock, so concurrent requests never
 interleave their writes and a refused step leaves nothing half-written.
+When several processes share the file (``serve --workers``), their writers
+also queue on a lock file beside it, ``FILE-lock``: a waiting writer wakes
+the moment the lock is free, where SQLite's own busy handler would poll and
+sleep.
 Writes inside a transaction use plain SQL: sqlite-utils' insert helpers
 commit on their own.
 """
@@ -14,7 +18,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import sqlite_utils
@@ -271,8 +275,34 @@ ACTIVITY_TABLES = (
 )
 
 
+class WriterQueue:
+    """An exclusive lock, across processes, on ``PATH-lock`` (``flock``).
+
+    Released by the operating system when its holder dies, even by
+    ``kill -9``.
+    """
+
+    def __init__(self, path: str) -> None:
+        import fcntl  # POSIX only, as is serving with several processes
+
+        self._flock = fcntl.flock
+        self._modes = (fcntl.LOCK_EX, fcntl.LOCK_UN)
+        self._file = open(f"{path}-lock", "a")  # closed by close()
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        self._flock(self._file, self._modes[0])
+        try:
+            yield
+        finally:
+            self._flock(self._file, self._modes[1])
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class Store:
-    def __init__(self, path: str | None = None) -> None:
+    def __init__(self, path: str | None = None, shared: bool = False) -> None:
         # Without a file, a private temporary database (SQLite's empty file
         # name): its recent pages stay in memory, the rest spill to an
         # unlinked temporary file, so memory stays flat however many orders
@@ -285,6 +315,8 @@ class Store:
         self.db = sqlite_utils.Database(conn)
         self._lock = threading.RLock()
         self._depth = 0
+        # Other processes write the same file: take turns with them first.
+        self._writers = WriterQueue(path) if shared and path else None
 
         if path:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -310,6 +342,8 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self.db.conn.close()
+            if self._writers is not None:
+                self._writers.close()
 
     # -- transactions
     @contextmanager
@@ -324,17 +358,18 @@ class Store:
                     self._depth -= 1
                 return
 
-            self.db.conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield self
-            except BaseException:
-                self.db.conn.execute("ROLLBACK")
-                raise
-            else:
-                self.db.conn.execute("COMMIT")
-            finally:
-                self._depth = 0
+            with self._writers.turn() if self._writers else nullcontext():
+                self.db.conn.execute("BEGIN IMMEDIATE")
+                self._depth = 1
+                try:
+                    yield self
+                except BaseException:
+                    self.db.conn.execute("ROLLBACK")
+                    raise
+                else:
+                    self.db.conn.execute("COMMIT")
+                finally:
+                    self._depth = 0
 
     # -- reading
     def rows(self, sql: str, params: tuple | dict = ()) -> list[dict]:
