@@ -172,6 +172,7 @@ class Backend:
                     self.store.execute(f"DELETE FROM {table}")
                 self.rng.seed(self.config.seed)
                 self._load_fixtures()
+                self.store.mark_changed()
             else:
                 self.client(client_id)
                 self._drop_client_activity(client_id)
@@ -181,6 +182,7 @@ class Backend:
                     "WHERE client_id = ?",
                     (client_id,),
                 )
+                self.store.mark_changed(client_id)
         self.clock.wake()
         return {"status": "ok", "client_id": client_id}
 
@@ -194,6 +196,7 @@ class Backend:
                 self.store.execute(
                     f"DELETE FROM {table} WHERE client_id = ?", (client_id,)
                 )
+            self.store.mark_changed(client_id)
         return {"removed": client_id}
 
     def _drop_client_activity(self, client_id: int) -> None:

@@ -408,8 +408,10 @@ def show_config():
 def list_changes():
     """One mark per kind of state; a mark that moved means "fetch that again".
 
-    Cheap enough to poll every second: counts and maxima, no rows. With
-    ``?client_id=`` the orders, webhooks and stock marks are that client's;
+    Cheap enough to poll every second, however many orders there are: the
+    orders, webhooks and stock marks are counters that triggers move with
+    every change (see ``store.CHANGE_MARKS_SQL``). With ``?client_id=`` they
+    are that client's;
     the requests mark is global, since a request without a valid key belongs
     to no client.
     """
@@ -420,19 +422,7 @@ def list_changes():
 def _change_marks(client_id: int | None) -> dict[str, str]:
     # Read-only SQL kept beside its one route; the backend has no such view.
     store = sim().store
-    where, params = "", ()
-    if client_id is not None:
-        where, params = "WHERE client_id = ?", (client_id,)
-    queries = {
-        "orders": "SELECT COUNT(*), MAX(id), MAX(updated) FROM orders",
-        "webhooks": "SELECT COUNT(*), MAX(id), TOTAL(attempts), "
-        "SUM(state = 'pending'), SUM(state = 'no_url') FROM deliveries",
-        "stock": "SELECT COUNT(*), TOTAL(qty_on_hand), TOTAL(qty_reserved) FROM stock",
-    }
-    marks = {
-        name: _mark(store.rows(f"{sql} {where}", params)[0])
-        for name, sql in queries.items()
-    }
+    marks = {name: str(n) for name, n in store.change_marks(client_id).items()}
     marks["requests"] = _mark(store.rows("SELECT COUNT(*), MAX(id) FROM journal")[0])
     marks["clients"] = _mark(
         store.rows(

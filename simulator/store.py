@@ -263,6 +263,28 @@ ORDER_COUNTS_SQL = [
         GROUP BY 1, 2, 3, 4, 5, 6""",
 ]
 
+# How many times each client's orders, webhooks and stock have changed, kept
+# by triggers in the same transaction as the change, so that a page polling
+# for changes (``GET /_sim/changes``) reads a few rows instead of counting
+# every order and delivery. Deletes (a reset, a removed client) bump the
+# marks themselves: a trigger per deleted row would slow a reset down. The
+# marks only grow, so a sum over clients moves whenever one of them does.
+CHANGE_AREAS = {"orders": "orders", "deliveries": "webhooks", "stock": "stock"}
+CHANGE_MARKS_SQL = [
+    """CREATE TABLE IF NOT EXISTS change_marks (
+        client_id INTEGER, area TEXT, n INTEGER, PRIMARY KEY (client_id, area)
+    )""",
+    *(
+        f"""CREATE TRIGGER IF NOT EXISTS change_marks_{table}_{event.lower()}
+        AFTER {event} ON {table} BEGIN
+            INSERT INTO change_marks VALUES (NEW.client_id, '{area}', 1)
+            ON CONFLICT (client_id, area) DO UPDATE SET n = n + 1;
+        END"""
+        for table, area in CHANGE_AREAS.items()
+        for event in ("INSERT", "UPDATE")
+    ),
+]
+
 # Tables that hold what happened, as opposed to master data.
 ACTIVITY_TABLES = (
     "order_lines",
@@ -338,6 +360,24 @@ class Store:
             ):
                 for sql in ORDER_COUNTS_SQL:
                     self.execute(sql)
+            for sql in CHANGE_MARKS_SQL:
+                self.execute(sql)
+
+    def mark_changed(self, client_id: int | None = None) -> None:
+        """Move the change marks of one client, or of all (call in a transaction)."""
+        where, params = ("WHERE client_id = ?", (client_id,)) if client_id else ("", ())
+        self.execute(f"UPDATE change_marks SET n = n + 1 {where}", params)
+
+    def change_marks(self, client_id: int | None = None) -> dict[str, int]:
+        """``{"orders": n, "webhooks": n, "stock": n}``, of one client or all."""
+        if client_id is None:
+            rows = self.rows("SELECT area, SUM(n) AS n FROM change_marks GROUP BY area")
+        else:
+            rows = self.rows(
+                "SELECT area, n FROM change_marks WHERE client_id = ?", (client_id,)
+            )
+        found = {r["area"]: r["n"] for r in rows}
+        return {area: found.get(area, 0) for area in CHANGE_AREAS.values()}
 
     def close(self) -> None:
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import (
     DEMO_ID,
+    SECOND_ID,
     ShipperClient,
     advance_ok,
     b2b_body,
@@ -449,3 +450,95 @@ def test_journal_limit_is_honoured(api, http):
         api.list("WMS")
 
     assert len(journal(http, limit=2)) == 2
+
+
+# -- change marks ------------------------------------------------------------------
+
+
+def marks(http, client_id: int | None = None) -> dict[str, str]:
+    query = {"client_id": client_id} if client_id is not None else {}
+    response = http.get("/_sim/changes", query_string=query)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["client_id"] == client_id
+    assert set(body["marks"]) == {"orders", "webhooks", "stock", "requests", "clients"}
+    return body["marks"]
+
+
+def moved(before: dict, after: dict) -> set[str]:
+    return {name for name in before if before[name] != after[name]}
+
+
+def test_a_create_moves_orders_webhooks_stock_and_requests(api, http):
+    before = marks(http, DEMO_ID)
+
+    api.create_ok("oms", b2c_body())
+
+    # Stock moves too: what the OMS can still sell dropped.
+    assert moved(before, marks(http, DEMO_ID)) == {
+        "orders",
+        "webhooks",
+        "stock",
+        "requests",
+    }
+
+
+def test_reading_moves_only_the_requests_mark(api, http):
+    api.create_ok("oms", b2c_body())
+    before = marks(http, DEMO_ID)
+
+    api.call("GET", "/outbounds/OMS")
+    http.get("/_sim/webhooks")
+
+    assert moved(before, marks(http, DEMO_ID)) == {"requests"}
+
+
+def test_a_step_a_stock_change_and_a_client_change_each_move_their_mark(api, http):
+    api.create_ok("wms", b2b_body())
+    before = marks(http, DEMO_ID)
+
+    advance_ok(http, "ERP-SO-0042", step="allocate")
+    after_step = marks(http, DEMO_ID)
+    assert moved(before, after_step) == {"orders", "webhooks", "stock"}
+
+    assert put_stock(http, qty=77).status_code == 200
+    after_stock = marks(http, DEMO_ID)
+    assert moved(after_step, after_stock) == {"stock"}
+
+    http.patch(f"/_sim/clients/{DEMO_ID}", json={"tenant_name": "Toko Lain"})
+    assert moved(after_stock, marks(http, DEMO_ID)) == {"clients"}
+
+
+def test_one_clients_changes_leave_anothers_marks_but_move_the_totals(api, http):
+    second_before = marks(http, SECOND_ID)
+    total_before = marks(http)
+
+    api.create_ok("oms", b2c_body())
+
+    assert moved(second_before, marks(http, SECOND_ID)) == {"requests"}
+    assert {"orders", "webhooks", "stock"} <= moved(total_before, marks(http))
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["full reset", "client reset"])
+def test_a_reset_moves_every_mark_of_what_it_dropped(api, http, whole):
+    api.create_ok("oms", b2c_body())
+    before = marks(http, DEMO_ID)
+
+    query = {} if whole else {"client_id": DEMO_ID}
+    assert http.post("/_sim/reset", query_string=query).status_code == 200
+
+    assert {"orders", "webhooks", "stock"} <= moved(before, marks(http, DEMO_ID))
+
+
+def test_removing_a_client_moves_the_totals(http):
+    assert http.post("/_sim/clients", json=new_client()).status_code == 201
+    assert put_stock(http, client_id=NEW_CLIENT["client_id"]).status_code == 200
+    ShipperClient(http, NEW_CLIENT["api_key"]).create_ok(
+        "oms",
+        b2c_body(customer_id="CS900", lines=[("SKU-CAP-01", 1)]),
+    )
+    before = marks(http)
+
+    assert http.delete(f"/_sim/clients/{NEW_CLIENT['client_id']}").status_code == 200
+
+    assert {"orders", "webhooks", "stock", "clients"} <= moved(before, marks(http))
