@@ -50,7 +50,11 @@ class Simulator:
         self.dispatcher = Dispatcher(self.outbox, self.clock, config, self.faults)
         self.journal = Journal(self.store, config.journal_size)
         self.workers = Workers(
-            self.backend, self.dispatcher, self.clock, config.poll_interval
+            self.backend,
+            self.dispatcher,
+            self.clock,
+            config.poll_interval,
+            watch_other_processes=config.multi_process,
         )
 
     def start(self) -> None:

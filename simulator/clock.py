@@ -68,12 +68,13 @@ class Clock:
             self._woken = True
             self._changed.notify_all()
 
-    def wait(self, seconds: float) -> None:
-        """Sleep up to ``seconds`` of real time, or until woken."""
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds`` of real time, or until woken; True if woken."""
         with self._changed:
             if not self._woken:
                 self._changed.wait(timeout=max(0.0, seconds))
-            self._woken = False
+            woken, self._woken = self._woken, False
+            return woken
 
 
 def jakarta_text(ts: float) -> str:

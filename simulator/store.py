@@ -426,6 +426,10 @@ class Store:
             found = self.db.conn.execute(sql, params).fetchone()
         return found[0] if found is not None else None
 
+    def data_version(self) -> int:
+        """A number that moves whenever another connection commits a change."""
+        return self.value("PRAGMA data_version")
+
     # -- writing (call inside a transaction)
     def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
         with self._lock:

@@ -26,6 +26,7 @@ class Workers:
         dispatcher: Dispatcher,
         clock: Clock,
         idle_wait: float = IDLE_WAIT,
+        watch_other_processes: bool = False,
     ):
         self.backend = backend
         self.dispatcher = dispatcher
@@ -33,6 +34,10 @@ class Workers:
         # How long to sleep with nothing due; short when other processes
         # write work that cannot wake this one.
         self.idle_wait = idle_wait
+        # Others write without waking this process: between its looks, it
+        # asks SQLite whether anything was committed since, and looks again
+        # only then (or when something falls due).
+        self.watch_other_processes = watch_other_processes
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # The background loop and a clock jump take turns, so virtual time
@@ -108,18 +113,29 @@ class Workers:
         return min(due) if due else None
 
     def _loop(self) -> None:
+        seen, due, woken = None, None, True
         while not self._stop.is_set():
             try:
-                self.run_once()
-                wait = self._seconds_until_next()
+                version = self._others_version()
+                if woken or version is None or version != seen or self._is_due(due):
+                    self.run_once()
+                    seen, due = version, self._next_due()
+                wait = self._seconds_until(due)
             except Exception:  # keep the loop alive; the log says why
                 log.exception("background step failed")
-                wait = self.idle_wait
+                seen, due, wait = None, None, self.idle_wait
             if not self._stop.is_set():
-                self.clock.wait(wait)
+                woken = self.clock.wait(wait)
 
-    def _seconds_until_next(self) -> float:
-        due = self._next_due()
+    def _others_version(self) -> int | None:
+        if not self.watch_other_processes:
+            return None
+        return self.backend.store.data_version()
+
+    def _is_due(self, due: float | None) -> bool:
+        return due is not None and due <= self.clock.now()
+
+    def _seconds_until(self, due: float | None) -> float:
         if due is None or self.clock.is_frozen:
             return self.idle_wait
         return min(self.idle_wait, max(0.001, due - self.clock.now()))

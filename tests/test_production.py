@@ -13,6 +13,7 @@ import re
 import signal
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,11 @@ from serving import (
     session_processes,
     wait_for,
 )
+
+from simulator import schemas
+from simulator.app import Simulator
+from simulator.config import Config
+from simulator.production import prepare_database
 
 STATUS_CODES = ["00", "40", "60", "63", "66", "80", "99"]
 
@@ -285,3 +291,49 @@ def test_workers_without_db_use_a_temp_file_removed_at_exit():
         assert not state.parent.exists(), "the temp folder outlived the server"
     finally:
         server.close()
+
+
+# -- the background process between its looks ----------------------------------------
+
+
+def test_the_background_looks_again_only_when_another_process_wrote(tmp_path):
+    config = replace(
+        prepare_database(Config(db_path=str(tmp_path / "state.db"))),
+        start_workers=False,
+    )
+    web, background = Simulator(config), Simulator(config)
+    looks = []
+    run_once = background.workers.run_once
+    background.workers.run_once = lambda: looks.append(time.monotonic()) or run_once()
+    background.start()
+    try:
+        time.sleep(0.3)  # 30 polls of 10 ms with nothing written
+        quiet = len(looks)
+        assert quiet <= 3, f"{quiet} full looks with nothing written"
+
+        client = web.backend.clients()[0]
+        changes = {"progression": "auto", "step_delay": 0.05}
+        web.backend.update_client(client["client_id"], changes)
+        body = b2c_body()
+        web.backend.create_sales_order(
+            web.backend.client(client["client_id"]),
+            "B2C",
+            schemas.load_body(schemas.B2CCreateSchema, body),
+        )
+        # The write in the other connection is seen, and the timed step the
+        # order got runs in the background process.
+        wait_for(
+            lambda: (
+                web.backend.store.value(
+                    "SELECT status FROM orders WHERE order_no = ?", (body["so_number"],)
+                )
+                != "REGISTERED"
+            ),
+            10,
+            "the background process to take the order's first timed step",
+        )
+        assert len(looks) > quiet
+    finally:
+        background.stop()
+        web.store.close()
+        background.store.close()
