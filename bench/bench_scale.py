@@ -9,8 +9,9 @@ with their lines, events and delivered webhooks), then served by the same
 threaded server. A keep-alive client times each call ``--requests`` times,
 taking turns with the same call on the baseline, which runs at the same
 time: the WMS and OMS lists (first page, and filtered by status), the
-WMS and OMS details of random orders, the control API's order timeline and
-the OMS stock. The baseline is the same call on a simulator holding 100
+WMS and OMS details of random orders, the control API's order timeline,
+the OMS stock and ``/_sim/changes`` (what an open dashboard asks every
+second). The baseline is the same call on a simulator holding 100
 orders, started the same way; the target is a median within
 1.5x of it.
 
@@ -84,6 +85,7 @@ def calls(client: Client, rng: random.Random) -> dict[str, callable]:
             f"{API}/inventory/stock?warehouse_code={WAREHOUSE}&stock_type=OMS"
             "&sku=SKU-TSHIRT-M"
         ),
+        "control: changes, the dashboard's poll": get("/_sim/changes?client_id=112233"),
     }
 
 
