@@ -101,15 +101,30 @@ _QUERY_INT = re.compile(r"-?[0-9]+")
 _ZIP = re.compile(r"[0-9]{5}")
 _API_KEY = re.compile(r"[\x21-\x7e]+")
 
-# Shipper's layouts, spelled as its pages spell them, and Python's for each.
+# Shipper's layouts, spelled as its pages spell them.
 DATE = "yyyy-MM-dd"
 LOCAL_TIME = "yyyy-MM-dd HH:mm:ss"
 UTC_TIME = "yyyy-MM-ddTHH:mm:ssZ"
-_STRPTIME = {
-    DATE: "%Y-%m-%d",
-    LOCAL_TIME: "%Y-%m-%d %H:%M:%S",
-    UTC_TIME: "%Y-%m-%dT%H:%M:%SZ",
+# Each run of a layout's letters is that many digits of one datetime field.
+_LAYOUT_PART = re.compile(r"yyyy|MM|dd|HH|mm|ss")
+_DATETIME_FIELD = {
+    "yyyy": "year",
+    "MM": "month",
+    "dd": "day",
+    "HH": "hour",
+    "mm": "minute",
+    "ss": "second",
 }
+
+
+def _layout_pattern(layout: str) -> re.Pattern:
+    """A regex that takes exactly the layout, one named group per field."""
+    pattern, end = "", 0
+    for part in _LAYOUT_PART.finditer(layout):
+        pattern += re.escape(layout[end : part.start()])
+        pattern += f"(?P<{_DATETIME_FIELD[part[0]]}>[0-9]{{{len(part[0])}}})"
+        end = part.end()
+    return re.compile(pattern + re.escape(layout[end:]))
 
 
 # -- Wording of a refusal -----------------------------------------------------
@@ -352,8 +367,7 @@ class TimeText(StrictString):
     def __init__(self, layout: str, *, required: bool = False, **kwargs: Any) -> None:
         super().__init__(required=required, **kwargs)
         self.layout = layout
-        # Every letter of the layout is one digit; the rest is literal.
-        self.shape = re.compile(re.sub(r"[yMdHms]", "[0-9]", layout))
+        self.shape = _layout_pattern(layout)
 
         what = "a date" if layout == DATE else "a time"
         self.expected = f"must be {what} as {layout}"
@@ -371,12 +385,13 @@ class TimeText(StrictString):
         return value
 
     def _parse(self, value: str) -> datetime:
-        # strptime alone would take "2022-7-5"; the shape check comes first.
-        if not self.shape.fullmatch(value):
+        # Exactly the layout's digits ("2022-7-5" is refused), then a real date.
+        found = self.shape.fullmatch(value)
+        if not found:
             raise _refuse(self.expected, value)
 
         try:
-            return datetime.strptime(value, _STRPTIME[self.layout])
+            return datetime(**{k: int(v) for k, v in found.groupdict().items()})
         except ValueError:
             raise _refuse(self.expected + " (a real one)", value) from None
 

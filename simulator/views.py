@@ -7,6 +7,9 @@ no SQL: the backend reads, these shape.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from functools import lru_cache
+from types import MappingProxyType
 
 from .clock import iso_utc, jakarta_text, parse_iso_utc, parse_jakarta_text
 from .statuses import PENDING_AUDIT, WMS_CODE_NAMES
@@ -15,8 +18,18 @@ UDFS = {f"udf_0{i}": "" for i in range(1, 6)}
 USER_DEFINES = {f"user_define_{i}": "" for i in range(1, 4)}
 
 
-def order_body(order: dict) -> dict:
-    return json.loads(order["body"])
+def order_body(order: dict) -> Mapping:
+    """The body the order was created (or last updated) with; read-only.
+
+    One answer reads it several times, so the parsed body is kept for the
+    latest few texts and shared between callers.
+    """
+    return _parsed_body(order["body"])
+
+
+@lru_cache(maxsize=64)
+def _parsed_body(text: str) -> Mapping:
+    return MappingProxyType(json.loads(text))
 
 
 def order_time_ts(order: dict) -> float:
