@@ -367,7 +367,10 @@ class TimeText(StrictString):
     def __init__(self, layout: str, *, required: bool = False, **kwargs: Any) -> None:
         super().__init__(required=required, **kwargs)
         self.layout = layout
-        self.shape = _layout_pattern(layout)
+        # Every letter of the layout is one digit; the rest is literal. (The
+        # OpenAPI document shows this pattern.)
+        self.shape = re.compile(re.sub(r"[yMdHms]", "[0-9]", layout))
+        self._fields = _layout_pattern(layout)
 
         what = "a date" if layout == DATE else "a time"
         self.expected = f"must be {what} as {layout}"
@@ -386,7 +389,7 @@ class TimeText(StrictString):
 
     def _parse(self, value: str) -> datetime:
         # Exactly the layout's digits ("2022-7-5" is refused), then a real date.
-        found = self.shape.fullmatch(value)
+        found = self._fields.fullmatch(value)
         if not found:
             raise _refuse(self.expected, value)
 
