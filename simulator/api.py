@@ -52,9 +52,10 @@ def load_json(raw: bytes) -> object:
         raise InvalidInput(f"body: not valid JSON ({_first_line(exc)})") from None
 
     # "\ud800" parses to a lone surrogate, which no database or UTF-8 writer
-    # takes; refuse it here rather than fail later with a 500. Only a body
-    # with a surrogate escape or its UTF-8 form can hold one.
-    if not _MAY_HOLD_SURROGATE.search(raw):
+    # takes; refuse it here rather than fail later with a 500. A UTF-8 body
+    # can hold one only as an escape or its UTF-8 form; a UTF-16 or UTF-32
+    # one (json takes those too) is always checked.
+    if json.detect_encoding(raw) == "utf-8" and not _MAY_HOLD_SURROGATE.search(raw):
         return parsed
     try:
         json.dumps(parsed, ensure_ascii=False).encode("utf-8")

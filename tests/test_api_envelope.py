@@ -396,6 +396,16 @@ def test_every_spelling_of_a_lone_surrogate_is_400_810(api, raw_remark):
     assert api.listed("OMS") == []
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16", "utf-32"])
+def test_a_lone_surrogate_in_a_utf16_or_utf32_body_is_400_810(api, encoding):
+    text = json.dumps(b2c_body(buyer_remark="MARK")).replace("MARK", "\\ud800")
+
+    response = api.call("POST", "/outbound/oms", data=text.encode(encoding))
+
+    assert_error(response, 400, 810, INVALID)
+    assert api.listed("OMS") == []
+
+
 def test_a_surrogate_pair_is_a_character_and_is_taken(api):
     raw = json.dumps(b2c_body(buyer_remark="MARK")).encode()
     raw = raw.replace(b'"MARK"', b'"\\ud83d\\ude9a truck"')
