@@ -35,8 +35,22 @@ def request_path() -> str:
     return request.path + (f"?{query}" if query else "")
 
 
+def read_body() -> bytes:
+    """The request body; one the server cannot read (a broken chunk) is an 810."""
+    try:
+        return request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        g.body_unreadable = True  # a second read would wait for more
+        raise
+    except Exception as exc:  # a broken chunk, or a client that stopped sending
+        g.body_unreadable = True
+        raise InvalidInput(
+            f"body: could not be read ({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
+
+
 def json_body() -> object:
-    raw = request.get_data(cache=True)
+    raw = read_body()
     if not raw.strip():
         raise InvalidInput("body: empty; expected a JSON object")
     return load_json(raw)

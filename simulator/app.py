@@ -234,7 +234,8 @@ def _journal(simulator: Simulator, response, reason: str | None) -> None:
     query = request.query_string.decode("latin-1")
     duration_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1e3
     try:
-        request_text = request.get_data(cache=True, as_text=True)
+        unreadable = g.get("body_unreadable")
+        request_text = "" if unreadable else request.get_data(cache=True, as_text=True)
     except Exception:  # a body too large to read is not journalled
         request_text = ""
     simulator.journal.record(

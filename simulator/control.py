@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request
 
 from . import journal, schemas
-from .api import load_json
+from .api import load_json, read_body
 from .clock import iso_utc
 from .errors import ERROR_CODES, ControlError, InvalidInput, ShipperError
 from .schemas import WEBHOOK_EVENTS
@@ -24,8 +24,8 @@ def sim():
 
 
 def body_of(schema) -> dict:
-    raw = request.get_data(cache=True)
     try:
+        raw = read_body()
         data = load_json(raw) if raw.strip() else None
     except InvalidInput as exc:
         raise ControlError(exc.reason, 400, "body") from None

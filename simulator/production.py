@@ -9,9 +9,11 @@ beside gunicorn, which looks for due work every ``poll_interval`` seconds
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import sys
@@ -69,6 +71,55 @@ def run_background(config: Config, parent_pid: int) -> None:
         simulator.stop()
 
 
+def json_error_worker():
+    """gunicorn's gthread worker, answering what gunicorn refuses in JSON.
+
+    A request line or headers gunicorn cannot parse never reach the app; its
+    answer would be an HTML page. This worker gives the same answer as
+    ``serve`` does in one process: Shipper's envelope (code 810) on Shipper's
+    paths, ``{"error": ...}`` elsewhere, and the reason in ``x-sim-error``.
+    """
+    from gunicorn import util
+    from gunicorn.workers.gthread import ThreadWorker
+
+    refused = threading.local()
+
+    def write_json_error(sock, status: int, reason: str, message: str) -> None:
+        from . import envelope
+        from .app import SHIPPER_PREFIX
+
+        path = getattr(refused, "path", "")
+        why = f"{reason}: {message}" if message else reason
+        if path.startswith(SHIPPER_PREFIX):
+            body, _ = envelope.error(path, 810 if status < 500 else 803, status)
+        else:
+            body = {"error": why}
+        data = json.dumps(body).encode()
+        safe = re.sub(r"[^\x20-\x7e]", " ", why)[:500]
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+            f"x-sim-error: {safe}\r\n\r\n"
+        )
+        util.write_nonblock(sock, head.encode("latin-1") + data)
+
+    class JsonErrorWorker(ThreadWorker):
+        def init_process(self) -> None:
+            # This process is the worker's alone: gunicorn's HTML error page
+            # writer is replaced here, not in the arbiter.
+            util.write_error = write_json_error
+            super().init_process()
+
+        def handle_error(self, req, client, addr, exc) -> None:
+            refused.path = getattr(req, "path", None) or ""
+            try:
+                super().handle_error(req, client, addr, exc)
+            finally:
+                refused.path = ""
+
+    return JsonErrorWorker
+
+
 def serve_production(config: Config, host: str, port: int, workers: int) -> int:
     try:
         from gunicorn.app.base import BaseApplication
@@ -106,7 +157,7 @@ def serve_production(config: Config, host: str, port: int, workers: int) -> int:
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
-            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("worker_class", json_error_worker())
             self.cfg.set("threads", 4)
             self.cfg.set("timeout", 60)
             self.cfg.set("graceful_timeout", 5)

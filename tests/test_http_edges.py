@@ -278,6 +278,29 @@ def test_a_chunked_body_over_the_limit_on_the_control_api_is_a_413(port):
     assert "larger than" in answer.json()["error"]
 
 
+BROKEN_CHUNKS = {
+    "size not hex": b"ZZ\r\nabc\r\n0\r\n\r\n",
+    "no end of chunk": b"3\r\nabcXX0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("chunks", BROKEN_CHUNKS.values(), ids=BROKEN_CHUNKS.keys())
+def test_a_broken_chunked_body_is_a_400_at_once(port, sim, chunks):
+    raw = chunked_post(CREATE_B2B, b"").removesuffix(b"0\r\n\r\n") + chunks
+    with socket.create_connection((HOST, port), timeout=SOCKET_TIMEOUT) as conn:
+        started = time.monotonic()
+        conn.sendall(raw)  # and the connection stays open, as a client's would
+        answer = read_answer(conn, timeout=SHORT_TIMEOUT * 3)
+        waited = time.monotonic() - started
+
+    metadata = assert_shipper_refusal(answer, 400, CREATE_B2B)
+    assert answer.headers["x-sim-error"].startswith("body: could not be read")
+    assert metadata["path"] == CREATE_B2B
+    # Not held until the read timeout: the body is not read a second time.
+    assert waited < SHORT_TIMEOUT, waited
+    assert sim.store.value("SELECT COUNT(*) FROM orders") == 0
+
+
 # -- logging ----------------------------------------------------------------------
 
 

@@ -8,9 +8,11 @@ process the server started.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import socket
 import time
 from collections import Counter
 from dataclasses import replace
@@ -337,3 +339,66 @@ def test_the_background_looks_again_only_when_another_process_wrote(tmp_path):
         background.stop()
         web.store.close()
         background.store.close()
+
+
+# -- what gunicorn refuses before the app ---------------------------------------------
+
+
+def raw_answer(server: SimServer, raw: bytes) -> tuple[int, dict, bytes]:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(raw)
+        conn.shutdown(socket.SHUT_WR)
+        data = b""
+        while piece := conn.recv(65536):
+            data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in lines)
+    }
+    return int(status_line.split()[1]), headers, body
+
+
+KEYED = b"x-api-key: demo-key-toko-contoh\r\n"
+LONG = b"a" * 9000
+REFUSED_BY_THE_SERVER = {
+    "request line": (b"GARBAGE\r\n\r\n", 400),
+    "header name": (b"GET /_sim/health HTTP/1.1\r\nBad Header: y\r\n\r\n", 400),
+    "long request line": (
+        b"GET /_sim/health?" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n",
+        414,
+    ),
+    "huge header": (
+        b"GET /_sim/health HTTP/1.1\r\nX-A: " + b"a" * 9000 + b"\r\n\r\n",
+        431,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    REFUSED_BY_THE_SERVER.values(),
+    ids=REFUSED_BY_THE_SERVER.keys(),
+)
+def test_what_gunicorn_refuses_is_answered_in_json(server, raw, status):
+    got, headers, body = raw_answer(server, raw)
+
+    assert got == status
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["error"] == headers["x-sim-error"]
+
+
+def test_a_broken_chunked_body_is_shippers_810_under_gunicorn(server):
+    raw = (
+        b"POST /v3/fulfillment/outbound/wms HTTP/1.1\r\nHost: x\r\n"
+        + KEYED
+        + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"ZZ\r\nabc\r\n0\r\n\r\n"
+    )
+
+    got, headers, body = raw_answer(server, raw)
+
+    assert got == 400
+    assert json.loads(body)["metadata"]["errors"][0]["code"] == 810
+    assert headers["x-sim-error"].startswith("body: could not be read")
