@@ -14,7 +14,7 @@ import time
 from urllib.parse import quote
 
 from flask import Blueprint, current_app, g, has_request_context, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 
 from . import envelope, schemas
 from .errors import InvalidInput, ShipperError
@@ -39,10 +39,16 @@ def read_body() -> bytes:
     """The request body; one the server cannot read (a broken chunk) is an 810."""
     try:
         return request.get_data(cache=True)
-    except RequestEntityTooLarge:
+    except ClientDisconnected:  # werkzeug's word for a broken chunk, too
         g.body_unreadable = True  # a second read would wait for more
+        raise InvalidInput(
+            "body: could not be read (a broken chunked body, or the client "
+            "stopped sending)"
+        ) from None
+    except HTTPException:  # too large (413), too slow (408)
+        g.body_unreadable = True
         raise
-    except Exception as exc:  # a broken chunk, or a client that stopped sending
+    except Exception as exc:  # what gunicorn's reader makes of a broken chunk
         g.body_unreadable = True
         raise InvalidInput(
             f"body: could not be read ({type(exc).__name__}: {_first_line(exc)})"
