@@ -408,34 +408,16 @@ def show_config():
 def list_changes():
     """One mark per kind of state; a mark that moved means "fetch that again".
 
-    Cheap enough to poll every second, however many orders there are: the
-    orders, webhooks and stock marks are counters that triggers move with
-    every change (see ``store.CHANGE_MARKS_SQL``). With ``?client_id=`` they
-    are that client's;
-    the requests mark is global, since a request without a valid key belongs
-    to no client.
+    Cheap enough to poll every second, however many orders there are: each
+    mark is a counter that triggers move with every change (see
+    ``store.CHANGE_MARKS_SQL``). With ``?client_id=`` the orders, webhooks
+    and stock marks are that client's; the requests and clients marks are
+    everyone's, as a request without a valid key belongs to no client and
+    the page lists every client.
     """
     client_id = int_arg("client_id")
-    return {"client_id": client_id, "marks": _change_marks(client_id)}
-
-
-def _change_marks(client_id: int | None) -> dict[str, str]:
-    # Read-only SQL kept beside its one route; the backend has no such view.
-    store = sim().store
-    marks = {name: str(n) for name, n in store.change_marks(client_id).items()}
-    marks["requests"] = _mark(store.rows("SELECT COUNT(*), MAX(id) FROM journal")[0])
-    marks["clients"] = _mark(
-        store.rows(
-            "SELECT group_concat(client_id || ' ' || webhook_url || ' ' || "
-            "progression || ' ' || step_delay || ' ' || tenant_name, '|') "
-            "FROM clients"
-        )[0]
-    )
-    return marks
-
-
-def _mark(row: dict) -> str:
-    return "/".join("" if v is None else str(v) for v in row.values())
+    marks = sim().store.change_marks(client_id)
+    return {"client_id": client_id, "marks": {k: str(n) for k, n in marks.items()}}
 
 
 # -- the OpenAPI document of both APIs

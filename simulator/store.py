@@ -263,13 +263,16 @@ ORDER_COUNTS_SQL = [
         GROUP BY 1, 2, 3, 4, 5, 6""",
 ]
 
-# How many times each client's orders, webhooks and stock have changed, kept
-# by triggers in the same transaction as the change, so that a page polling
-# for changes (``GET /_sim/changes``) reads a few rows instead of counting
-# every order and delivery. Deletes (a reset, a removed client) bump the
-# marks themselves: a trigger per deleted row would slow a reset down. The
-# marks only grow, so a sum over clients moves whenever one of them does.
-CHANGE_AREAS = {"orders": "orders", "deliveries": "webhooks", "stock": "stock"}
+# How many times each client's orders, webhooks and stock have changed, and
+# the journal and the clients of all (``client_id`` 0), kept by triggers in
+# the same transaction as the change, so that a page polling for changes
+# (``GET /_sim/changes``) reads a few rows instead of counting every order
+# and delivery. Deletes of orders, deliveries and journal lines (a reset, a
+# removed client) move the marks themselves: a trigger per deleted row would
+# slow a reset down. Marks only grow, so a sum over clients moves whenever
+# one of them does, and no mark ever comes back to a value it had.
+CLIENT_AREAS = {"orders": "orders", "deliveries": "webhooks", "stock": "stock"}
+SHARED_AREAS = ("requests", "clients")
 CHANGE_MARKS_SQL = [
     """CREATE TABLE IF NOT EXISTS change_marks (
         client_id INTEGER, area TEXT, n INTEGER, PRIMARY KEY (client_id, area)
@@ -277,11 +280,19 @@ CHANGE_MARKS_SQL = [
     *(
         f"""CREATE TRIGGER IF NOT EXISTS change_marks_{table}_{event.lower()}
         AFTER {event} ON {table} BEGIN
-            INSERT INTO change_marks VALUES (NEW.client_id, '{area}', 1)
+            INSERT INTO change_marks VALUES ({owner}, '{area}', 1)
             ON CONFLICT (client_id, area) DO UPDATE SET n = n + 1;
         END"""
-        for table, area in CHANGE_AREAS.items()
-        for event in ("INSERT", "UPDATE")
+        for table, area, owner, events in (
+            *(
+                (table, area, "NEW.client_id", ("INSERT", "UPDATE"))
+                for table, area in CLIENT_AREAS.items()
+            ),
+            ("journal", "requests", "0", ("INSERT",)),
+            ("clients", "clients", "0", ("INSERT", "UPDATE", "DELETE")),
+            ("client_warehouses", "clients", "0", ("INSERT", "DELETE")),
+        )
+        for event in events
     ),
 ]
 
@@ -364,20 +375,40 @@ class Store:
                 self.execute(sql)
 
     def mark_changed(self, client_id: int | None = None) -> None:
-        """Move the change marks of one client, or of all (call in a transaction)."""
-        where, params = ("WHERE client_id = ?", (client_id,)) if client_id else ("", ())
-        self.execute(f"UPDATE change_marks SET n = n + 1 {where}", params)
+        """Move the marks of one client and the shared ones, or all of them.
+
+        Call inside the transaction that deleted what the triggers miss.
+        """
+        for area in SHARED_AREAS:
+            self.execute(
+                "INSERT INTO change_marks VALUES (0, ?, 1) "
+                "ON CONFLICT (client_id, area) DO UPDATE SET n = n + 1",
+                (area,),
+            )
+        if client_id is None:
+            self.execute("UPDATE change_marks SET n = n + 1 WHERE client_id != 0")
+        else:
+            self.execute(
+                "UPDATE change_marks SET n = n + 1 WHERE client_id = ?", (client_id,)
+            )
 
     def change_marks(self, client_id: int | None = None) -> dict[str, int]:
-        """``{"orders": n, "webhooks": n, "stock": n}``, of one client or all."""
+        """How often each kind of state changed: one client's, or everyone's.
+
+        ``requests`` and ``clients`` are everyone's either way.
+        """
         if client_id is None:
-            rows = self.rows("SELECT area, SUM(n) AS n FROM change_marks GROUP BY area")
+            where, params = "client_id != 0", ()
         else:
-            rows = self.rows(
-                "SELECT area, n FROM change_marks WHERE client_id = ?", (client_id,)
-            )
+            where, params = "client_id = ?", (client_id,)
+        rows = self.rows(
+            f"SELECT area, SUM(n) AS n FROM change_marks WHERE {where} "
+            "OR client_id = 0 AND area IN ('requests', 'clients') GROUP BY area",
+            params,
+        )
         found = {r["area"]: r["n"] for r in rows}
-        return {area: found.get(area, 0) for area in CHANGE_AREAS.values()}
+        areas = (*CLIENT_AREAS.values(), *SHARED_AREAS)
+        return {area: found.get(area, 0) for area in areas}
 
     def close(self) -> None:
         with self._lock:

@@ -542,3 +542,29 @@ def test_removing_a_client_moves_the_totals(http):
     assert http.delete(f"/_sim/clients/{NEW_CLIENT['client_id']}").status_code == 200
 
     assert {"orders", "webhooks", "stock", "clients"} <= moved(before, marks(http))
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["full reset", "client reset"])
+def test_the_requests_mark_never_comes_back_after_a_reset(api, http, whole):
+    query = {} if whole else {"client_id": DEMO_ID}
+    seen = []
+    for _ in range(3):
+        assert http.post("/_sim/reset", query_string=query).status_code == 200
+        for _ in range(3):
+            api.call("GET", "/outbounds/OMS")
+        seen.append(marks(http, DEMO_ID)["requests"])
+
+    assert len(set(seen)) == 3, seen
+
+
+def test_the_clients_mark_moves_for_a_new_key_codes_or_warehouses(http):
+    assert http.post("/_sim/clients", json=new_client()).status_code == 201
+    before = marks(http, DEMO_ID)["clients"]
+
+    assert http.delete(f"/_sim/clients/{NEW_CLIENT['client_id']}").status_code == 200
+    again = new_client(api_key="key-toko-lain", warehouses=["WH-TGR04"])
+    assert http.post("/_sim/clients", json=again).status_code == 201
+
+    assert marks(http, DEMO_ID)["clients"] != before
+    # Nothing of a client's setup is in the mark itself.
+    assert marks(http)["clients"].isdigit()
