@@ -249,6 +249,8 @@ class Outbox:
             if row is None:
                 return None
             now = self.clock.now()
+            # Nowhere to send it: logged as such at once, as when queued.
+            pending = bool(self.target_of(row)[0])
             new_id = self.store.insert(
                 "deliveries",
                 {
@@ -258,9 +260,9 @@ class Outbox:
                     "warehouse_id": row["warehouse_id"],
                     "event": row["event"],
                     "payload": row["payload"],
-                    "state": "pending",
+                    "state": "pending" if pending else "no_url",
                     "attempts": 0,
-                    "next_attempt_at": now,
+                    "next_attempt_at": now if pending else None,
                     "created": now,
                     "redelivery_of": delivery_id,
                     "unordered": int(unordered),

@@ -415,6 +415,17 @@ def test_a_url_set_later_sends_only_what_comes_after_it(live_http, receiver):
     assert event_of(receiver.wait_for(2)[1].json()) == "so_created"
 
 
+def test_redelivering_for_a_client_without_url_is_no_url_at_once(live_http):
+    second = ShipperClient(live_http, "demo-key-second-client")
+    second.create_ok("oms", b2c_body(customer_id="CS792", lines=[("SKU-CAP-01", 1)]))
+    (first,) = settled(live_http, 1)
+
+    response = live_http.post(f"/_sim/webhooks/{first['id']}/redeliver")
+
+    assert response.status_code == 202
+    assert response.get_json()["state"] == "no_url"
+
+
 # -- redelivery and order -----------------------------------------------------------
 
 
