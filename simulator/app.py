@@ -197,7 +197,11 @@ def _http_error(exc: HTTPException):
             return envelope.unauthorized(request.method, request.path), 401
         g.sim_reason = f"no route {request.method} {request.path}"
         return _envelope_or_json(10004, 404)
-    g.sim_reason = exc.description or exc.name
+    original = getattr(exc, "original_exception", None)
+    if status >= 500 and original is not None:  # raised after the handler
+        g.sim_reason = f"the simulator failed: {type(original).__name__}: {original}"
+    else:
+        g.sim_reason = exc.description or exc.name
     return _envelope_or_json(810 if status < 500 else 803, status)
 
 

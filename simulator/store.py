@@ -350,6 +350,9 @@ class Store:
         self._depth = 0
         # Other processes write the same file: take turns with them first.
         self._writers = WriterQueue(path) if shared and path else None
+        # Why the last write failed in SQLite itself (a full disk, say), until
+        # one succeeds again; the health check reports it.
+        self.failure: str | None = None
 
         if path:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -434,13 +437,23 @@ class Store:
                 self._depth = 1
                 try:
                     yield self
-                except BaseException:
-                    self.db.conn.execute("ROLLBACK")
+                    self.db.conn.execute("COMMIT")
+                except BaseException as exc:
+                    self._note_failure(exc)
+                    if self.db.conn.in_transaction:
+                        self.db.conn.execute("ROLLBACK")
                     raise
                 else:
-                    self.db.conn.execute("COMMIT")
+                    self.failure = None
                 finally:
                     self._depth = 0
+
+    def _note_failure(self, exc: BaseException) -> None:
+        # A taken order number is the request's fault, not the store's.
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+            exc, sqlite3.IntegrityError
+        ):
+            self.failure = f"{type(exc).__name__}: {exc}"
 
     # -- reading
     def rows(self, sql: str, params: tuple | dict = ()) -> list[dict]:

@@ -435,3 +435,56 @@ def test_without_a_file_the_state_is_private_and_stays_off_the_heap():
     # 60 MB stored; SQLite keeps its page cache (about 2 MB) in memory and
     # the rest in its unlinked temporary file.
     assert found["growth_mb"] < 20, found
+
+
+FULL_DISK_PROBE = """
+import json, resource, sys
+sys.path.insert(0, "tests")
+from conftest import DEMO_KEY, b2b_body
+from simulator.app import create_app
+from simulator.config import Config
+
+# Files this process writes may not grow past 1 MB: the temp space is full.
+resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+app = create_app(Config(start_workers=False))
+http = app.test_client()
+assert http.get("/_sim/health").status_code == 200
+for n in range(20_000):
+    body = b2b_body(doc_no=f"FULL-{n:05d}", buyer_remark="x" * 2000)
+    answer = http.post(
+        "/v3/fulfillment/outbound/wms", json=body, headers={"x-api-key": DEMO_KEY}
+    )
+    if answer.status_code != 200:
+        break
+health = http.get("/_sim/health")
+print(json.dumps({
+    "created": n,
+    "status": answer.status_code,
+    "code": answer.get_json()["metadata"]["errors"][0]["code"],
+    "reason": answer.headers.get("x-sim-error", ""),
+    "health": health.status_code,
+    "health_body": health.get_json(),
+}))
+"""
+
+
+def test_a_full_temp_folder_fails_clearly_and_health_says_so():
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["created"] > 0
+    assert found["status"] == 500 and found["code"] == 803
+    assert "OperationalError" in found["reason"], found
+    assert found["health"] == 503
+    assert found["health_body"]["status"] == "failing"
+    assert "space left in the temp folder" in found["health_body"]["error"]
