@@ -19,6 +19,7 @@ from .app import create_app
 from .clock import parse_iso_utc
 from .config import Config
 from .serving import make_simulator_server
+from .store import claim_database
 from .webhooks import MAX_RETRIES
 
 log = logging.getLogger("simulator")
@@ -218,6 +219,23 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        claim = claim_database(args.db) if args.db else open(os.devnull)
+    except OSError as exc:
+        print(f"shipper-sim: cannot use {args.db}: {exc}", file=sys.stderr)
+        return 2
+    if claim is None:
+        print(
+            f"shipper-sim: {args.db} is in use by another shipper-sim serve "
+            f"(it holds {args.db}-lock): stop that one, or give another --db",
+            file=sys.stderr,
+        )
+        return 2
+    with claim:
+        return _serve(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         from .production import serve_production
 

@@ -125,7 +125,8 @@ def serve_production(config: Config, host: str, port: int, workers: int) -> int:
         from gunicorn.app.base import BaseApplication
     except ImportError:
         print(
-            "shipper-sim: --workers needs gunicorn: pip install 'shipper-sim[server]'",
+            "shipper-sim: --workers needs gunicorn: pip install gunicorn "
+            "(or pip install -e '.[server]' in the checkout)",
             file=sys.stderr,
         )
         return 2

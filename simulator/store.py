@@ -5,7 +5,7 @@ A private temporary database by default, a file (in WAL mode) with
 ``BEGIN IMMEDIATE`` transaction under one lock, so concurrent requests never
 interleave their writes and a refused step leaves nothing half-written.
 When several processes share the file (``serve --workers``), their writers
-also queue on a lock file beside it, ``FILE-lock``: a waiting writer wakes
+also queue on a lock file beside it, ``FILE-writers``: a waiting writer wakes
 the moment the lock is free, where SQLite's own busy handler would poll and
 sleep.
 Writes inside a transaction use plain SQL: sqlite-utils' insert helpers
@@ -15,11 +15,12 @@ commit on their own.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import IO, Any
 
 import sqlite_utils
 
@@ -308,8 +309,29 @@ ACTIVITY_TABLES = (
 )
 
 
+def claim_database(path: str) -> IO | None:
+    """Hold ``PATH-lock`` for one server's life; None if another server holds it.
+
+    Two servers on one file would each send every webhook and run every
+    timed step. The lock (``flock``) goes with the process that holds it,
+    even on ``kill -9``; the processes of one ``serve --workers`` share it.
+    Keep the answer open as long as the server runs.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock here: nothing to guard with
+        return open(os.devnull)  # the caller closes it
+    handle = open(f"{path}-lock", "a")  # the caller closes it
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
 class WriterQueue:
-    """An exclusive lock, across processes, on ``PATH-lock`` (``flock``).
+    """An exclusive lock, across processes, on ``PATH-writers`` (``flock``).
 
     Released by the operating system when its holder dies, even by
     ``kill -9``.
@@ -320,7 +342,7 @@ class WriterQueue:
 
         self._flock = fcntl.flock
         self._modes = (fcntl.LOCK_EX, fcntl.LOCK_UN)
-        self._file = open(f"{path}-lock", "a")  # closed by close()
+        self._file = open(f"{path}-writers", "a")  # closed by close()
 
     @contextmanager
     def turn(self) -> Iterator[None]:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from serving import SimServer
 
 
 def shipper_sim(*args: str) -> subprocess.CompletedProcess:
@@ -68,3 +69,32 @@ def test_freeze_at_with_workers_is_refused():
 
     assert done.returncode == 2
     assert "single-process" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(1, 1), (2, 1), (1, 2)],
+    ids=["serve then serve", "--workers then serve", "serve then --workers"],
+)
+def test_a_second_server_on_the_same_file_is_refused(tmp_path, first, second):
+    db = tmp_path / "shared.db"
+    with SimServer(db=db, workers=first):
+        workers = ["--workers", str(second)] if second > 1 else []
+        done = shipper_sim("serve", "--db", str(db), "--port", "0", *workers)
+
+    assert done.returncode == 2
+    assert f"{db} is in use by another shipper-sim serve" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_file_is_free_again_once_its_server_is_killed(tmp_path):
+    db = tmp_path / "shared.db"
+    server = SimServer(db=db)
+    try:
+        server.start()
+        server.process.kill()
+        server.process.wait(timeout=10)
+        with SimServer(db=db) as again:
+            assert again.process.poll() is None
+    finally:
+        server.close()
