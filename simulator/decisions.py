@@ -206,7 +206,21 @@ DECISIONS: tuple[Decision, ...] = (
         "A body shorter than its Content-Length is given up after 30 seconds "
         "(408, code 810). Requests the server refuses before reading them (a "
         "header over the size limit, a request line over 64 KB) get the "
-        "envelope with code 810 and the HTTP status that says why (431, 414).",
+        "envelope with code 810 and the HTTP status that says why (431, 414). "
+        "Under serve --workers gunicorn's own limits apply (a request line "
+        "over 4,094 bytes, a header over 8,190), answered in JSON too. A "
+        "chunked body that breaks off is 400, code 810.",
+    ),
+    Decision(
+        "How a body is read",
+        "As JSON whatever its Content-Type (or none), in UTF-8 with or "
+        "without a byte-order mark, UTF-16 or UTF-32, as Python's JSON reader "
+        "detects them. A key given twice keeps its last value; a control "
+        "character escaped inside a string (\\u0000) is kept as sent. NaN, "
+        "Infinity and lone UTF-16 surrogates are refused (810).",
+        "Shipper documents Content-Type: application/json and nothing about "
+        "other bodies; refusing them would break clients that work against "
+        "the real API only by accident of its gateway.",
     ),
     Decision(
         "Unknown fields",

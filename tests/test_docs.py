@@ -23,7 +23,7 @@ def test_statuses_page_is_generated_from_the_status_table():
 def test_readme_opens_with_the_install_and_test_commands():
     text = (ROOT / "README.md").read_text()
     commands = re.findall(r"```sh\n(.*?)\n```", text, re.S)[:2]
-    assert "pip install ." in commands[0] and "shipper-sim serve" in commands[0]
+    assert "pip install -e ." in commands[0] and "shipper-sim serve" in commands[0]
     assert "pytest" in commands[1]
     first_block = text.index("```sh")
     assert first_block < text.index("shipper-sim is a local simulator")
