@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -417,19 +420,21 @@ print(json.dumps({
 """
 
 
-def test_without_a_file_the_state_is_private_and_stays_off_the_heap():
-    import json
-    import subprocess
-    import sys
-
+def run_probe(source: str) -> dict:
+    """Run ``source`` in a fresh interpreter; answers the JSON it printed last."""
     done = subprocess.run(
-        [sys.executable, "-c", STORE_GROWTH_PROBE],
+        [sys.executable, "-c", source],
         capture_output=True,
         text=True,
-        timeout=60,
-        check=True,
+        timeout=120,
+        cwd=Path(__file__).parent.parent,
     )
-    found = json.loads(done.stdout)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_without_a_file_the_state_is_private_and_stays_off_the_heap():
+    found = run_probe(STORE_GROWTH_PROBE)
     assert found["rows"] == 6000 and found["bytes"] == 60_000_000
     assert found["other_rows"] == 0, "two stores without a file shared their data"
     # 60 MB stored; SQLite keeps its page cache (about 2 MB) in memory and
@@ -469,19 +474,7 @@ print(json.dumps({
 
 
 def test_a_full_temp_folder_fails_clearly_and_health_says_so():
-    import json
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-c", FULL_DISK_PROBE],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(__file__).parent.parent,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    found = json.loads(done.stdout.splitlines()[-1])
+    found = run_probe(FULL_DISK_PROBE)
     assert found["created"] > 0
     assert found["status"] == 500 and found["code"] == 803
     assert "OperationalError" in found["reason"], found
