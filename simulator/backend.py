@@ -1272,7 +1272,7 @@ class Backend:
         self._enqueue(order, client, "status", payload)
 
     def sends_webhooks(self, client: dict) -> bool:
-        return bool(client["webhook_url"] or self.config.webhook_url)
+        return bool(self.config.webhook_url_for(client))
 
     def _enqueue(self, order: dict, client: dict, event: str, payload: dict) -> None:
         # A client with no webhook URL has nothing to send to: its deliveries

@@ -41,3 +41,7 @@ class Config:
     # Start the webhook dispatcher and progression scheduler threads.
     start_workers: bool = True
     extra: dict = field(default_factory=dict)
+
+    def webhook_url_for(self, client: dict) -> str:
+        """Where a client's webhooks go: its own URL, else the default; "" if none."""
+        return client["webhook_url"] or self.webhook_url

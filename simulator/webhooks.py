@@ -106,7 +106,7 @@ class Outbox:
         )
         if client is None:
             return "", ""
-        return client["webhook_url"] or self.config.webhook_url, client["api_key"]
+        return self.config.webhook_url_for(client), client["api_key"]
 
     def record_attempt(
         self,
