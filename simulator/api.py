@@ -17,7 +17,7 @@ from flask import Blueprint, current_app, g, has_request_context, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 
 from . import envelope, schemas
-from .errors import InvalidInput, ShipperError
+from .errors import InvalidInput, ShipperError, body_timed_out
 
 bp = Blueprint("shipper", __name__, url_prefix="/v3/fulfillment")
 
@@ -42,12 +42,16 @@ def read_body() -> bytes:
     except ClientDisconnected:  # werkzeug's word for a broken chunk, too
         g.body_unreadable = True  # a second read would wait for more
         raise InvalidInput(
-            "body: could not be read (a broken chunked body, or the client "
-            "stopped sending)"
+            "body: could not be read whole (it stopped before its "
+            "Content-Length, or its chunked encoding broke off)"
         ) from None
     except HTTPException:  # too large (413), too slow (408)
         g.body_unreadable = True
         raise
+    except TimeoutError:  # gunicorn's socket, with the timeout its worker set
+        g.body_unreadable = True
+        sock = request.environ.get("gunicorn.socket")
+        raise body_timed_out(sock.gettimeout() if sock else 0) from None
     except Exception as exc:  # what gunicorn's reader makes of a broken chunk
         g.body_unreadable = True
         raise InvalidInput(

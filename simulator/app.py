@@ -10,6 +10,7 @@ import hmac
 import json
 import logging
 import re
+import sqlite3
 import time
 import uuid
 
@@ -157,6 +158,8 @@ def _register_hooks(app: Flask, simulator: Simulator) -> None:
     def unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         g.sim_reason = f"the simulator failed: {type(exc).__name__}: {exc}"
+        if isinstance(exc, sqlite3.OperationalError):
+            g.sim_reason += f"; {simulator.store.space_hint()}"
         return _envelope_or_json(803, 500)
 
 
@@ -242,21 +245,23 @@ def _journal(simulator: Simulator, response, reason: str | None) -> None:
         request_text = "" if unreadable else request.get_data(cache=True, as_text=True)
     except Exception:  # a body too large to read is not journalled
         request_text = ""
-    simulator.journal.record(
-        {
-            "time": simulator.clock.now(),
-            "request_id": g.get("request_id", ""),
-            "client_id": client["client_id"] if client else None,
-            "method": request.method,
-            "path": request.path + (f"?{query}" if query else ""),
-            "status": response.status_code,
-            "code": code,
-            "reason": reason or "",
-            "request_body": request_text,
-            "response_body": body_text,
-            "duration_ms": round(duration_ms, 2),
-        }
-    )
+    entry = {
+        "time": simulator.clock.now(),
+        "request_id": g.get("request_id", ""),
+        "client_id": client["client_id"] if client else None,
+        "method": request.method,
+        "path": request.path + (f"?{query}" if query else ""),
+        "status": response.status_code,
+        "code": code,
+        "reason": reason or "",
+        "request_body": request_text,
+        "response_body": body_text,
+        "duration_ms": round(duration_ms, 2),
+    }
+    try:
+        simulator.journal.record(entry)
+    except sqlite3.Error as exc:  # the answer still goes; the log says why
+        log.error("could not journal %s %s: %s", request.method, request.path, exc)
     if reason:
         log.warning(
             "%s %s -> %s %s: %s",

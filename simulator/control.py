@@ -89,15 +89,11 @@ def control_error(exc: ControlError):
 @bp.get("/health")
 def health():
     """``ok``, or 503 with the reason while the state cannot be written."""
-    failure = sim().store.failure
-    if failure:
-        return {"status": "failing", "error": _storage_hint(failure)}, 503
+    store = sim().store
+    if store.failure:
+        error = f"the last write failed: {store.failure}; {store.space_hint()}"
+        return {"status": "failing", "error": error}, 503
     return {"status": "ok"}
-
-
-def _storage_hint(failure: str) -> str:
-    where = sim().config.db_path or "the temp folder, TMPDIR or SQLITE_TMPDIR,"
-    return f"the last write failed: {failure} (is there space left in {where}?)"
 
 
 @bp.post("/reset")

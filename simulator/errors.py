@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from werkzeug.exceptions import RequestTimeout
+
 
 @dataclass(frozen=True)
 class ErrorCode:
@@ -139,3 +141,11 @@ class ControlError(Exception):
         self.message = message
         self.status = status
         self.field = field
+
+
+def body_timed_out(seconds: float) -> RequestTimeout:
+    """The 408 for a body that stopped coming (answered with code 810)."""
+    return RequestTimeout(
+        f"body: incomplete; nothing more came for {seconds:g} s "
+        "(is Content-Length larger than the body sent?)"
+    )

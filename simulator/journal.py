@@ -68,12 +68,19 @@ class Journal:
 
     @staticmethod
     def describe(row: dict) -> dict:
+        """The row with its bodies as JSON, or as the text sent when they are not.
+
+        A body refused for a lone surrogate ("\\ud800") stays text: parsed, it
+        could not be written out again.
+        """
         out = dict(row)
         for key in ("request_body", "response_body"):
             try:
-                out[key] = json.loads(row[key]) if row[key] else None
-            except ValueError:
-                out[key] = row[key]
+                parsed = json.loads(row[key]) if row[key] else None
+                json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+            except (ValueError, UnicodeEncodeError, RecursionError):
+                parsed = row[key]
+            out[key] = parsed
         return out
 
 

@@ -27,6 +27,9 @@ from .config import Config
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.01
+# Requests each worker process serves at once. A client whose body stops
+# coming holds one of them for up to the read timeout (30 s).
+THREADS = 4
 
 
 def prepare_database(config: Config) -> Config:
@@ -82,6 +85,8 @@ def json_error_worker():
     from gunicorn import util
     from gunicorn.workers.gthread import ThreadWorker
 
+    from .serving import READ_TIMEOUT
+
     refused = threading.local()
 
     def write_json_error(sock, status: int, reason: str, message: str) -> None:
@@ -109,6 +114,12 @@ def json_error_worker():
             # writer is replaced here, not in the arbiter.
             util.write_error = write_json_error
             super().init_process()
+
+        def handle_request(self, req, conn):
+            # A body that stops coming is given up as in one process (408),
+            # not waited for with a thread held forever.
+            conn.sock.settimeout(READ_TIMEOUT)
+            return super().handle_request(req, conn)
 
         def handle_error(self, req, client, addr, exc) -> None:
             refused.path = getattr(req, "path", None) or ""
@@ -159,7 +170,7 @@ def serve_production(config: Config, host: str, port: int, workers: int) -> int:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("worker_class", json_error_worker())
-            self.cfg.set("threads", 4)
+            self.cfg.set("threads", THREADS)
             self.cfg.set("timeout", 60)
             self.cfg.set("graceful_timeout", 5)
             self.cfg.set("accesslog", None)

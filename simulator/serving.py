@@ -32,11 +32,11 @@ import uuid
 from urllib.parse import urlsplit
 
 from flask import Flask
-from werkzeug.exceptions import RequestTimeout
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from . import envelope
 from .app import SHIPPER_PREFIX
+from .errors import body_timed_out
 
 # The same logger as the app's own request lines.
 log = logging.getLogger("simulator.http")
@@ -97,10 +97,7 @@ class TimedInput(io.RawIOBase):
                 return read(argument)
             except TimeoutError:
                 self._timed_out = True
-        raise RequestTimeout(
-            f"body: incomplete; nothing more came for {self._timeout:g} s "
-            "(is Content-Length larger than the body sent?)"
-        )
+        raise body_timed_out(self._timeout)
 
 
 class ShipperRequestHandler(WSGIRequestHandler):

@@ -321,7 +321,9 @@ def claim_database(path: str) -> IO | None:
         import fcntl
     except ImportError:  # no flock here: nothing to guard with
         return open(os.devnull)  # the caller closes it
-    handle = open(f"{path}-lock", "a")  # the caller closes it
+    # Beside the file itself, so a symlink or another spelling of the path
+    # finds the same lock.
+    handle = open(f"{os.path.realpath(path)}-lock", "a")  # the caller closes it
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -342,7 +344,7 @@ class WriterQueue:
 
         self._flock = fcntl.flock
         self._modes = (fcntl.LOCK_EX, fcntl.LOCK_UN)
-        self._file = open(f"{path}-writers", "a")  # closed by close()
+        self._file = open(f"{os.path.realpath(path)}-writers", "a")  # closed by close()
 
     @contextmanager
     def turn(self) -> Iterator[None]:
@@ -469,6 +471,11 @@ class Store:
                     self.failure = None
                 finally:
                     self._depth = 0
+
+    def space_hint(self) -> str:
+        """The question to ask when SQLite cannot write."""
+        where = self.path or "the temp folder (TMPDIR or SQLITE_TMPDIR)"
+        return f"is there space left in {where}?"
 
     def _note_failure(self, exc: BaseException) -> None:
         # A taken order number is the request's fault, not the store's.

@@ -87,6 +87,17 @@ def test_a_second_server_on_the_same_file_is_refused(tmp_path, first, second):
     assert "Traceback" not in done.stderr
 
 
+def test_a_symlink_to_a_file_in_use_is_refused_too(tmp_path):
+    db = tmp_path / "real.db"
+    link = tmp_path / "link.db"
+    link.symlink_to(db)
+    with SimServer(db=db):
+        done = shipper_sim("serve", "--db", str(link), "--port", "0")
+
+    assert done.returncode == 2
+    assert "is in use by another shipper-sim serve" in done.stderr
+
+
 def test_the_file_is_free_again_once_its_server_is_killed(tmp_path):
     db = tmp_path / "shared.db"
     server = SimServer(db=db)

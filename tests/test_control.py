@@ -410,6 +410,17 @@ def test_journal_keeps_a_body_that_is_not_json(api, http):
     assert entry["reason"].startswith("body:")
 
 
+def test_journal_keeps_a_body_with_a_lone_surrogate_as_its_text(api, http):
+    raw = b'{"doc_no": "A\\ud800"}'
+    assert api.call("POST", "/outbound/wms", data=raw).status_code == 400
+
+    response = http.get("/_sim/requests", query_string={"limit": 5})
+
+    assert response.status_code == 200
+    (entry,) = response.get_json()["requests"]
+    assert entry["request_body"] == raw.decode()
+
+
 def test_journal_filters_by_status_method_and_path(api, http):
     api.create("oms", b2c_body(so_number="bad!"))
     api.create_ok("oms", b2c_body())

@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import requests
 from conftest import b2b_body, b2c_body
 from serving import (
     Api,
@@ -402,3 +403,32 @@ def test_a_broken_chunked_body_is_shippers_810_under_gunicorn(server):
     assert got == 400
     assert json.loads(body)["metadata"]["errors"][0]["code"] == 810
     assert headers["x-sim-error"].startswith("body: could not be read")
+
+
+def test_a_body_that_stops_coming_is_given_up_after_the_read_timeout(server):
+    from simulator.serving import READ_TIMEOUT
+
+    head = (
+        b"POST /v3/fulfillment/outbound/wms HTTP/1.1\r\nHost: x\r\n"
+        + KEYED
+        + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{}"
+    )
+    stalled = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(6)]
+    try:
+        for conn in stalled:
+            conn.sendall(head)  # and nothing more
+        started = time.monotonic()
+
+        # Fewer than the workers' 3 x 4 threads: the others still get in.
+        assert requests.get(f"{server.url}/_sim/health", timeout=10).ok
+
+        stalled[0].settimeout(READ_TIMEOUT + 15)
+        answer = stalled[0].recv(65536)
+        waited = time.monotonic() - started
+    finally:
+        for conn in stalled:
+            conn.close()
+
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"could not be read whole" in answer
+    assert READ_TIMEOUT * 0.8 <= waited < READ_TIMEOUT + 15

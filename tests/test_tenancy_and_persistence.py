@@ -462,7 +462,12 @@ for n in range(20_000):
     if answer.status_code != 200:
         break
 health = http.get("/_sim/health")
+read = http.get(
+    "/v3/fulfillment/warehouse/WH-TGR04/outbound/wms/FULL-00000",
+    headers={"x-api-key": DEMO_KEY},
+)
 print(json.dumps({
+    "read": read.status_code,
     "created": n,
     "status": answer.status_code,
     "code": answer.get_json()["metadata"]["errors"][0]["code"],
@@ -478,6 +483,9 @@ def test_a_full_temp_folder_fails_clearly_and_health_says_so():
     assert found["created"] > 0
     assert found["status"] == 500 and found["code"] == 803
     assert "OperationalError" in found["reason"], found
+    assert "is there space left in the temp folder" in found["reason"]
+    # SQLite cannot read its spilled pages back either: every answer says so.
+    assert found["read"] == 500
     assert found["health"] == 503
     assert found["health_body"]["status"] == "failing"
-    assert "space left in the temp folder" in found["health_body"]["error"]
+    assert "is there space left in the temp folder" in found["health_body"]["error"]
