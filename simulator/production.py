@@ -19,6 +19,7 @@ import signal
 import sys
 import tempfile
 import threading
+import uuid
 from dataclasses import replace
 
 from .clock import Clock
@@ -104,7 +105,7 @@ def json_error_worker():
         head = (
             f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
-            f"x-sim-error: {safe}\r\n\r\n"
+            f"x-request-id: {uuid.uuid4().hex}\r\nx-sim-error: {safe}\r\n\r\n"
         )
         util.write_nonblock(sock, head.encode("latin-1") + data)
 

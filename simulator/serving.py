@@ -121,10 +121,21 @@ class ShipperRequestHandler(WSGIRequestHandler):
             environ["wsgi.input"] = TimedInput(environ["wsgi.input"], self.timeout)
         return environ
 
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if self.request_version == "HTTP/0.9":  # "GET /": no headers, no status
+            self.send_error(400, "HTTP/0.9 requests are not served")
+            return False
+        return True
+
     def send_error(
         self, code: int, message: str | None = None, explain: str | None = None
     ) -> None:
         """Refuse a request the server could not read, in JSON."""
+        # A request line too broken to name its version would get an answer
+        # without a status line or headers (HTTP/0.9); answer in HTTP/1.1.
+        self.request_version = "HTTP/1.1"
         status = int(code)
         path = self._request_path()
         reason = _refusal_reason(status, message, explain)

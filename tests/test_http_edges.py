@@ -163,6 +163,25 @@ def test_a_malformed_request_line_is_a_400_in_the_envelope(port):
     assert "Bad request syntax" in answer.headers["x-sim-error"]
 
 
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        (b"GARBAGE", "Bad request syntax"),
+        (b"FOO BAR BAZ", "Bad request version"),
+        (b"GET /_sim/health", "HTTP/0.9 requests are not served"),
+    ],
+    ids=["one word", "no HTTP version", "no version"],
+)
+def test_a_request_line_without_a_version_gets_a_status_line_and_headers(
+    port, line, says
+):
+    answer = exchange(port, line + b"\r\n\r\n")
+
+    assert answer.status == 400
+    assert says in answer.headers["x-sim-error"]
+    assert "error" in answer.json()
+
+
 def test_a_huge_header_off_shippers_paths_is_plain_json(port):
     raw = request_head("GET", "/_sim/health", "x-big: " + "a" * 100_000)
 

@@ -387,6 +387,7 @@ def test_what_gunicorn_refuses_is_answered_in_json(server, raw, status):
 
     assert got == status
     assert headers["content-type"] == "application/json"
+    assert headers["x-request-id"]
     assert json.loads(body)["error"] == headers["x-sim-error"]
 
 
