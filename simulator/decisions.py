@@ -207,9 +207,12 @@ DECISIONS: tuple[Decision, ...] = (
         "(408, code 810). Requests the server refuses before reading them (a "
         "header over the size limit, a request line over 64 KB) get the "
         "envelope with code 810 and the HTTP status that says why (431, 414). "
-        "Under serve --workers gunicorn's own limits apply (a request line "
-        "over 4,094 bytes, a header over 8,190), answered in JSON too. A "
-        "chunked body that breaks off is 400, code 810.",
+        "A request line without an HTTP version is refused (400), not served "
+        "as HTTP/0.9. Under serve --workers gunicorn's stricter parsing and "
+        "limits apply (a request line over 4,094 bytes, a header over 8,190), "
+        "answered in JSON but not in the envelope, and a body that stops "
+        "coming is 400 rather than 408 (see docs/production.md). A chunked "
+        "body that breaks off is 400, code 810.",
     ),
     Decision(
         "How a body is read",
