@@ -5,8 +5,8 @@
 Two endpoints on Shipper's paths that do what any Flask JSON endpoint does
 (parse the body, answer a small JSON document) and nothing else: no key
 check, no validation, no database. One process with werkzeug's threaded
-server, as ``serve``; with ``--workers``, gunicorn gthread processes with the
-settings of ``serve --workers``.
+server, as ``serve``; with ``--workers``, gunicorn processes with the worker
+class and settings of ``serve --workers``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from flask import Flask, request
 
@@ -68,13 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers > 1:
         from gunicorn.app.base import BaseApplication
 
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from simulator.production import THREADS, json_error_worker
+
         class Server(BaseApplication):
             def load_config(self) -> None:
-                # As simulator/production.py sets them.
+                # As simulator/production.py sets them, with its worker class.
                 self.cfg.set("bind", f"127.0.0.1:{args.port}")
                 self.cfg.set("workers", args.workers)
-                self.cfg.set("worker_class", "gthread")
-                self.cfg.set("threads", 4)
+                self.cfg.set("worker_class", json_error_worker())
+                self.cfg.set("threads", THREADS)
                 self.cfg.set("accesslog", None)
                 self.cfg.set("loglevel", "warning")
 

@@ -7,12 +7,13 @@ second simulator in the same process) gets clean state without a restart.
 from __future__ import annotations
 
 import hmac
+import itertools
 import json
 import logging
+import os
 import re
 import sqlite3
 import time
-import uuid
 
 from flask import Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException
@@ -32,6 +33,29 @@ from .workers import Workers
 log = logging.getLogger("simulator.http")
 
 SHIPPER_PREFIX = "/v3/"
+
+
+class RequestIds:
+    """32 hex digits, unique per request: a random half per process, a count.
+
+    As unique as a random UUID for this purpose, without asking the system
+    for random bytes on every request. A forked process (a gunicorn worker)
+    draws its own random half.
+    """
+
+    def __init__(self) -> None:
+        self.renew()
+        os.register_at_fork(after_in_child=self.renew)
+
+    def renew(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._count = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._count):016x}"
+
+
+request_ids = RequestIds()
 
 
 class Simulator:
@@ -126,7 +150,7 @@ def create_app(config: Config | None = None) -> Flask:
 def _register_hooks(app: Flask, simulator: Simulator) -> None:
     @app.before_request
     def start_request():
-        g.request_id = uuid.uuid4().hex
+        g.request_id = request_ids.next()
         g.started = time.perf_counter()
         if request.path.startswith("/_sim") and simulator.config.admin_token:
             return _require_admin_token(simulator.config.admin_token)
@@ -134,7 +158,7 @@ def _register_hooks(app: Flask, simulator: Simulator) -> None:
 
     @app.after_request
     def finish_request(response):
-        response.headers["x-request-id"] = g.get("request_id", uuid.uuid4().hex)
+        response.headers["x-request-id"] = g.get("request_id") or request_ids.next()
         if g.get("set_admin_cookie"):
             response.set_cookie(
                 ADMIN_COOKIE, g.set_admin_cookie, httponly=True, samesite="Strict"

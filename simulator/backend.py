@@ -434,9 +434,9 @@ class Backend:
             order_id = self._insert_order(
                 client, kind, body, carrier, group_key, request_id, now
             )
-            self._insert_lines(order_id, kind, body["details"], held)
-            self._move_held(order_id, {}, self._outstanding(order_id))
+            lines = self._insert_lines(order_id, kind, body["details"], held)
             order = self._order(order_id)
+            self._move_held(order, {}, _outstanding(order, lines))
 
             self._enqueue(
                 order, client, "so_created", views.so_created_payload(order, client)
@@ -505,32 +505,34 @@ class Backend:
 
     def _insert_lines(
         self, order_id: int, kind: str, details: list[dict], held: dict
-    ) -> None:
+    ) -> list[dict]:
         in_wms = kind == "B2B"
-        for line in details:
-            self.store.insert(
-                "order_lines",
-                {
-                    "order_id": order_id,
-                    "line_no": line["line_no"],
-                    "sku": line["sku"],
-                    "sku_descr": held[line["sku"]]["sku_descr"],
-                    "price": line.get("price", 0),
-                    "qty_ordered": line["qty_ordered"],
-                    "qty_released": line["qty_ordered"] if in_wms else 0,
-                    "qty_allocated": 0,
-                    "qty_picked": 0,
-                    "qty_packed": 0,
-                    "qty_loaded": 0,
-                    "qty_shipped": 0,
-                    "line_code": "",
-                    "mfg_date": line.get("mfg_date", ""),
-                    "exp_date": line.get("exp_date", ""),
-                    "batch_no": line.get("batch_no", ""),
-                    "serial_no": line.get("serial_no", ""),
-                    "receipt_date": "",
-                },
-            )
+        rows = [
+            {
+                "order_id": order_id,
+                "line_no": line["line_no"],
+                "sku": line["sku"],
+                "sku_descr": held[line["sku"]]["sku_descr"],
+                "price": line.get("price", 0),
+                "qty_ordered": line["qty_ordered"],
+                "qty_released": line["qty_ordered"] if in_wms else 0,
+                "qty_allocated": 0,
+                "qty_picked": 0,
+                "qty_packed": 0,
+                "qty_loaded": 0,
+                "qty_shipped": 0,
+                "line_code": "",
+                "mfg_date": line.get("mfg_date", ""),
+                "exp_date": line.get("exp_date", ""),
+                "batch_no": line.get("batch_no", ""),
+                "serial_no": line.get("serial_no", ""),
+                "receipt_date": "",
+            }
+            for line in details
+        ]
+        for row in rows:
+            self.store.insert("order_lines", row)
+        return rows
 
     def _editable_order(
         self,
@@ -752,12 +754,7 @@ class Backend:
         order = self._order(order_id)
         if order is None or order["status"] not in OPEN_STATUSES:
             return {}
-        step = STEP_BY_NAME.get(order["last_step"] or "")
-        column = step.capped_by if step and step.capped_by else "qty_ordered"
-        out: dict[str, int] = {}
-        for line in self._lines(order_id):
-            out[line["sku"]] = out.get(line["sku"], 0) + line[column]
-        return out
+        return _outstanding(order, self._lines(order_id))
 
     @contextmanager
     def _holding(self, order_id: int) -> Iterator[None]:
@@ -768,12 +765,11 @@ class Backend:
         """
         before = self._outstanding(order_id)
         yield
-        self._move_held(order_id, before, self._outstanding(order_id))
+        self._move_held(self._order(order_id), before, self._outstanding(order_id))
 
     def _move_held(
-        self, order_id: int, before: dict[str, int], after: dict[str, int]
+        self, order: dict, before: dict[str, int], after: dict[str, int]
     ) -> None:
-        order = self._order(order_id)
         for sku in before.keys() | after.keys():
             delta = after.get(sku, 0) - before.get(sku, 0)
             if delta:
@@ -1295,6 +1291,18 @@ class Backend:
                 "unordered": 0,
             },
         )
+
+
+def _outstanding(order: dict, lines: list[dict]) -> dict[str, int]:
+    """Per SKU, what an open order may still ship, from its lines."""
+    if order["status"] not in OPEN_STATUSES:
+        return {}
+    step = STEP_BY_NAME.get(order["last_step"] or "")
+    column = step.capped_by if step and step.capped_by else "qty_ordered"
+    out: dict[str, int] = {}
+    for line in lines:
+        out[line["sku"]] = out.get(line["sku"], 0) + line[column]
+    return out
 
 
 def _jakarta_midnight(day: date) -> float:

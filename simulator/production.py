@@ -9,6 +9,7 @@ beside gunicorn, which looks for due work every ``poll_interval`` seconds
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import multiprocessing
@@ -16,10 +17,13 @@ import os
 import re
 import shutil
 import signal
+import socket
+import ssl
 import sys
 import tempfile
 import threading
 import uuid
+from concurrent.futures import Future
 from dataclasses import replace
 
 from .clock import Clock
@@ -75,6 +79,43 @@ def run_background(config: Config, parent_pid: int) -> None:
         simulator.stop()
 
 
+# The longest request the worker answers on its own thread; a longer one
+# goes to a pool thread.
+PEEK_BYTES = 64 * 1024
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*(\d+)[ \t]*(?=\r\n)")
+
+
+def request_waiting(conn) -> bool:
+    """Whether a whole plain HTTP/1.x request waits, unread, on ``conn``.
+
+    Looked at without taking it off the socket (``MSG_PEEK``): the request
+    line and headers, and as many body bytes as Content-Length says. A
+    request with Transfer-Encoding, Expect or Upgrade is never counted as
+    whole.
+    """
+    if not getattr(conn, "initialized", False) or getattr(conn, "is_http2", True):
+        return False
+    if isinstance(conn.sock, ssl.SSLSocket) or conn.parser.unreader.buf.getvalue():
+        return False
+    try:
+        data = conn.sock.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except OSError:
+        return False
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    head = data[: end + 2].lower()
+    if any(
+        name in head
+        for name in (b"\r\ntransfer-encoding", b"\r\nexpect", b"\r\nupgrade")
+    ):
+        return False
+    lengths = _CONTENT_LENGTH.findall(head)
+    if len(lengths) > 1:
+        return False
+    return len(data) >= end + 4 + (int(lengths[0]) if lengths else 0)
+
+
 def json_error_worker():
     """gunicorn's gthread worker, answering what gunicorn refuses in JSON.
 
@@ -89,6 +130,11 @@ def json_error_worker():
     from .serving import READ_TIMEOUT
 
     refused = threading.local()
+    # Both refinements below lean on how gthread hands requests around;
+    # with a gunicorn that does it differently, the worker is plain gthread.
+    knows_gthread = hasattr(ThreadWorker, "set_accept_enabled") and list(
+        inspect.signature(ThreadWorker.finish_request).parameters
+    )[1:] == ["conn", "fs"]
 
     def write_json_error(sock, status: int, reason: str, message: str) -> None:
         from . import envelope
@@ -114,7 +160,43 @@ def json_error_worker():
             # This process is the worker's alone: gunicorn's HTML error page
             # writer is replaced here, not in the arbiter.
             util.write_error = write_json_error
+            # The connections a pool thread is working on.
+            self.in_pool: set = set()
             super().init_process()
+
+        def enqueue_req(self, conn) -> None:
+            # A kept-alive connection whose whole next request is already
+            # here is answered on this thread: handing it to a pool thread
+            # and back costs two thread switches per request, more than
+            # gunicorn's own work. Anything that could make the answer wait
+            # (a new connection, a request still arriving, a chunked body, an
+            # upgrade) goes to the pool, where it holds one thread, not the
+            # worker.
+            if not knows_gthread:
+                super().enqueue_req(conn)
+            elif request_waiting(conn):
+                done: Future = Future()
+                try:
+                    done.set_result(self.handle(conn))
+                except BaseException as exc:  # handed on as the pool would
+                    done.set_exception(exc)
+                self.finish_request(conn, done)
+            else:
+                self.in_pool.add(conn)
+                super().enqueue_req(conn)
+                if len(self.in_pool) >= self.cfg.threads:
+                    self.set_accept_enabled(False)
+
+        def finish_request(self, conn, fs) -> None:
+            self.in_pool.discard(conn)
+            super().finish_request(conn, fs)
+
+        def set_accept_enabled(self, enabled: bool) -> None:
+            # A worker whose threads are all taken (by clients whose bodies
+            # are slow to come, say) leaves new connections to the other
+            # workers; gunicorn alone would take them and let them wait.
+            # It takes them again once a thread is free.
+            super().set_accept_enabled(enabled and len(self.in_pool) < self.cfg.threads)
 
         def handle_request(self, req, conn):
             # A body that stops coming is given up as in one process (408),

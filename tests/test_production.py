@@ -433,3 +433,169 @@ def test_a_body_that_stops_coming_is_given_up_after_the_read_timeout(server):
     assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
     assert b"could not be read whole" in answer
     assert READ_TIMEOUT * 0.8 <= waited < READ_TIMEOUT + 15
+
+
+# -- which requests a worker answers on its own thread ---------------------------------
+
+
+class PeekedConnection:
+    """What request_waiting looks at on one of gunicorn's connections."""
+
+    def __init__(self, sock: socket.socket, initialized: bool = True) -> None:
+        from io import BytesIO
+        from types import SimpleNamespace
+
+        self.sock = sock
+        self.initialized = initialized
+        self.is_http2 = False
+        self.parser = SimpleNamespace(unreader=SimpleNamespace(buf=BytesIO()))
+
+
+POST_HEAD = (
+    b"POST /v3/fulfillment/outbound/wms HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Type: application/json\r\nContent-Length: 12\r\n\r\n"
+)
+WHOLE = {
+    "a GET": b"GET /_sim/health HTTP/1.1\r\nHost: x\r\n\r\n",
+    "a POST with all of its body": POST_HEAD + b'{"doc": "1"}',
+    "a POST and the start of the next request": POST_HEAD + b'{"doc": "1"}GET /',
+}
+NOT_WHOLE = {
+    "half a request line": b"GET /_sim/hea",
+    "headers without their end": b"GET /_sim/health HTTP/1.1\r\nHost: x\r\n",
+    "a POST without all of its body": POST_HEAD + b'{"doc"',
+    "a chunked body": b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "an Expect header": b"POST / HTTP/1.1\r\nExpect: 100-continue\r\n"
+    b"Content-Length: 2\r\n\r\n{}",
+    "an Upgrade header": b"GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
+    "two Content-Lengths": b"POST / HTTP/1.1\r\nContent-Length: 2\r\n"
+    b"Content-Length: 2\r\n\r\n{}",
+    "nothing yet": b"",
+}
+
+
+@pytest.mark.parametrize("raw", WHOLE.values(), ids=WHOLE.keys())
+def test_a_whole_request_waiting_is_seen_and_left_on_the_socket(raw):
+    from simulator.production import request_waiting
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(raw)
+        time.sleep(0.05)
+
+        assert request_waiting(PeekedConnection(ours))
+        assert ours.recv(65536) == raw
+
+
+@pytest.mark.parametrize("raw", NOT_WHOLE.values(), ids=NOT_WHOLE.keys())
+def test_a_request_that_could_keep_a_worker_waiting_goes_to_a_thread(raw):
+    from simulator.production import request_waiting
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setblocking(False)
+        theirs.sendall(raw)
+        time.sleep(0.05)
+
+        assert not request_waiting(PeekedConnection(ours))
+
+
+def test_a_new_connection_or_one_with_bytes_read_ahead_goes_to_a_thread():
+    from simulator.production import request_waiting
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(WHOLE["a GET"])
+        time.sleep(0.05)
+        read_ahead = PeekedConnection(ours)
+        read_ahead.parser.unreader.buf.write(b"GET")
+
+        assert not request_waiting(PeekedConnection(ours, initialized=False))
+        assert not request_waiting(read_ahead)
+
+
+def read_answers(conn: socket.socket, count: int) -> list[tuple[int, dict]]:
+    """``count`` answers from one keep-alive connection: status and JSON body."""
+    conn.settimeout(10)
+    data, answers = b"", []
+    while len(answers) < count:
+        head_end = data.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = data[:head_end].decode("latin-1")
+            length = int(re.search(r"(?i)content-length: *(\d+)", head).group(1))
+            if len(data) >= head_end + 4 + length:
+                body = data[head_end + 4 : head_end + 4 + length]
+                answers.append((int(head.split()[1]), json.loads(body)))
+                data = data[head_end + 4 + length :]
+                continue
+        piece = conn.recv(65536)
+        assert piece, f"connection closed after {len(answers)} answers"
+        data += piece
+    return answers
+
+
+def keyed_request(method: str, path: str, body: dict | None = None) -> bytes:
+    data = json.dumps(body).encode() if body is not None else b""
+    return (
+        f"{method} {path} HTTP/1.1\r\nHost: x\r\n".encode()
+        + KEYED
+        + b"Content-Type: application/json\r\n"
+        + f"Content-Length: {len(data)}\r\n\r\n".encode()
+        + data
+    )
+
+
+def test_a_kept_alive_connection_is_answered_whole_split_or_pipelined(server):
+    body = b2b_body("PROD-KEEP-1")
+    create = keyed_request("POST", "/v3/fulfillment/outbound/wms", body)
+    detail = keyed_request(
+        "GET",
+        f"/v3/fulfillment/warehouse/{body['warehouse_id']}/outbound/wms/PROD-KEEP-1",
+    )
+    with socket.create_connection(("127.0.0.1", server.port)) as conn:
+        conn.sendall(detail)
+        [(status, _)] = read_answers(conn, 1)
+        assert status == 404  # not created yet
+
+        # Kept alive from here on: a request whose body comes a moment
+        # after its head, then two requests in one write.
+        conn.sendall(create[:-10])
+        time.sleep(0.3)
+        conn.sendall(create[-10:])
+        [(status, created)] = read_answers(conn, 1)
+        conn.sendall(detail + detail)
+        answers = read_answers(conn, 2)
+
+    assert status == 200, created
+    assert created["data"]["group_key"]
+    assert [status for status, _ in answers] == [200, 200]
+    assert answers[0][1]["data"]["outbound"]["order_no"] == "PROD-KEEP-1"
+
+
+def test_a_client_stalled_mid_request_on_a_kept_alive_connection_stalls_nobody_else(
+    server,
+):
+    path = "/v3/fulfillment/outbound/wms"
+    stalled = []
+    try:
+        # One after the other, as many as there are workers: a worker that
+        # waited for the rest of a request itself would take no more
+        # connections, so each would stall one more worker.
+        for _ in range(3):
+            conn = socket.create_connection(("127.0.0.1", server.port))
+            stalled.append(conn)
+            conn.sendall(keyed_request("GET", "/_sim/health"))
+            read_answers(conn, 1)
+            conn.sendall(keyed_request("POST", path, {"x": 1})[:-3])  # then nothing
+            time.sleep(0.2)
+
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", server.port)) as other:
+            for _ in range(20):
+                other.sendall(keyed_request("GET", "/_sim/health"))
+                [(status, _)] = read_answers(other, 1)
+                assert status == 200
+        assert time.monotonic() - started < 5
+    finally:
+        for conn in stalled:
+            conn.close()
