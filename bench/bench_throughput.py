@@ -5,12 +5,13 @@
 Each of ``--threads`` client threads holds one keep-alive connection and
 runs ``--pairs`` times: create a B2B order (the sample body, a new
 ``doc_no``), then read its WMS detail. The baseline is the same client, the
-same requests and the same server (werkzeug's threaded server, or gunicorn
-gthread with ``--workers``) in front of ``bench/bare_app.py``, a Flask app
-whose two endpoints parse the body and answer a small JSON document. Both
-servers run at once and take turns, ``--rounds`` bursts each, and the
-medians are compared; the client shares the machine's cores with the server
-in both. Target: at least half the bare app's rate.
+same requests and the same server (werkzeug's threaded server, or with
+``--workers`` gunicorn with the simulator's own worker class) in front of
+``bench/bare_app.py``, a Flask app whose two endpoints parse the body and
+answer a small JSON document. Both servers run at once and take turns,
+``--rounds`` bursts each, and the medians are compared; the client shares
+the machine's cores with the server in both. Target: at least half the bare
+app's rate.
 """
 
 from __future__ import annotations
