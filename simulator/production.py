@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import sys
 import tempfile
 import threading
@@ -28,6 +29,7 @@ from dataclasses import replace
 
 from .clock import Clock
 from .config import Config
+from .serving import READ_TIMEOUT
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +85,49 @@ def run_background(config: Config, parent_pid: int) -> None:
 # goes to a pool thread.
 PEEK_BYTES = 64 * 1024
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*(\d+)[ \t]*(?=\r\n)")
+# What the kernel holds of an answer the client has not read yet: more than
+# the largest answer of Shipper's API (500 order lines, 100 list records),
+# so that answering it never waits for the client.
+SEND_BUFFER = 1024 * 1024
+# How long the worker's own thread may spend on one answer (a client that
+# reads nothing of a larger one is cut off then); a pool thread may wait
+# READ_TIMEOUT.
+OWN_THREAD_TIMEOUT = 5.0
 
 
-def request_waiting(conn) -> bool:
-    """Whether a whole plain HTTP/1.x request waits, unread, on ``conn``.
+def prepare(sock: socket.socket) -> None:
+    """Set up a new connection: a deep send buffer, a timeout on every read.
+
+    gunicorn reads a request's line and headers with no timeout at all; the
+    kernel's own (``SO_RCVTIMEO``) gives up on a client that stops sending
+    them after READ_TIMEOUT, as on a body.
+    """
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+    seconds = int(READ_TIMEOUT)
+    micros = int((READ_TIMEOUT - seconds) * 1e6)
+    sock.setsockopt(
+        socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, micros)
+    )
+
+
+class QuietTimeouts(logging.Filter):
+    """gunicorn's log line for a client that was too slow, without a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, TimeoutError | BlockingIOError):
+            record.msg = (
+                f"gave up on a client that stopped sending or reading for "
+                f"{READ_TIMEOUT:g} s"
+            )
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def request_waiting(conn, prefix: bytes = b"/") -> bool:
+    """Whether a whole plain HTTP/1.x request for ``prefix...`` waits on ``conn``.
 
     Looked at without taking it off the socket (``MSG_PEEK``): the request
     line and headers, and as many body bytes as Content-Length says. A
@@ -103,6 +144,9 @@ def request_waiting(conn) -> bool:
         return False
     end = data.find(b"\r\n\r\n")
     if end < 0:
+        return False
+    line = data[: data.find(b"\r\n")].split(b" ")
+    if len(line) != 3 or not line[1].startswith(prefix):
         return False
     head = data[: end + 2].lower()
     if any(
@@ -127,9 +171,12 @@ def json_error_worker():
     from gunicorn import util
     from gunicorn.workers.gthread import ThreadWorker
 
-    from .serving import READ_TIMEOUT
+    from .app import SHIPPER_PREFIX
 
     refused = threading.local()
+    # The connection the worker's own thread is answering, if any.
+    here = threading.local()
+    shipper_paths = SHIPPER_PREFIX.encode()
     # Both refinements below lean on how gthread hands requests around;
     # with a gunicorn that does it differently, the worker is plain gthread.
     knows_gthread = hasattr(ThreadWorker, "set_accept_enabled") and list(
@@ -138,7 +185,6 @@ def json_error_worker():
 
     def write_json_error(sock, status: int, reason: str, message: str) -> None:
         from . import envelope
-        from .app import SHIPPER_PREFIX
 
         path = getattr(refused, "path", "")
         why = f"{reason}: {message}" if message else reason
@@ -160,32 +206,44 @@ def json_error_worker():
             # This process is the worker's alone: gunicorn's HTML error page
             # writer is replaced here, not in the arbiter.
             util.write_error = write_json_error
+            logging.getLogger("gunicorn.error").addFilter(QuietTimeouts())
             # The connections a pool thread is working on.
             self.in_pool: set = set()
             super().init_process()
 
         def enqueue_req(self, conn) -> None:
-            # A kept-alive connection whose whole next request is already
-            # here is answered on this thread: handing it to a pool thread
-            # and back costs two thread switches per request, more than
-            # gunicorn's own work. Anything that could make the answer wait
-            # (a new connection, a request still arriving, a chunked body, an
-            # upgrade) goes to the pool, where it holds one thread, not the
+            # A kept-alive connection whose whole next request to Shipper's
+            # API is already here is answered on this thread: handing it to
+            # a pool thread and back costs two thread switches per request,
+            # more than gunicorn's own work. Anything that could make the
+            # answer wait (a new connection, a request still arriving, a
+            # chunked body, an upgrade, the control API's answers of any
+            # size) goes to the pool, where it holds one thread, not the
             # worker.
             if not knows_gthread:
                 super().enqueue_req(conn)
-            elif request_waiting(conn):
+            elif not getattr(conn, "prepared", False):
+                prepare(conn.sock)
+                conn.prepared = True
+                self.to_pool(conn)
+            elif request_waiting(conn, shipper_paths):
                 done: Future = Future()
+                here.conn = conn
                 try:
                     done.set_result(self.handle(conn))
                 except BaseException as exc:  # handed on as the pool would
                     done.set_exception(exc)
+                finally:
+                    here.conn = None
                 self.finish_request(conn, done)
             else:
-                self.in_pool.add(conn)
-                super().enqueue_req(conn)
-                if len(self.in_pool) >= self.cfg.threads:
-                    self.set_accept_enabled(False)
+                self.to_pool(conn)
+
+        def to_pool(self, conn) -> None:
+            self.in_pool.add(conn)
+            super().enqueue_req(conn)
+            if len(self.in_pool) >= self.cfg.threads:
+                self.set_accept_enabled(False)
 
         def finish_request(self, conn, fs) -> None:
             self.in_pool.discard(conn)
@@ -201,7 +259,8 @@ def json_error_worker():
         def handle_request(self, req, conn):
             # A body that stops coming is given up as in one process (408),
             # not waited for with a thread held forever.
-            conn.sock.settimeout(READ_TIMEOUT)
+            own = getattr(here, "conn", None) is conn
+            conn.sock.settimeout(OWN_THREAD_TIMEOUT if own else READ_TIMEOUT)
             return super().handle_request(req, conn)
 
         def handle_error(self, req, client, addr, exc) -> None:

@@ -406,7 +406,7 @@ def test_a_broken_chunked_body_is_shippers_810_under_gunicorn(server):
     assert headers["x-sim-error"].startswith("body: could not be read")
 
 
-def test_a_body_that_stops_coming_is_given_up_after_the_read_timeout(server):
+def test_a_body_or_head_that_stops_coming_is_given_up_after_the_read_timeout(server):
     from simulator.serving import READ_TIMEOUT
 
     head = (
@@ -414,25 +414,42 @@ def test_a_body_that_stops_coming_is_given_up_after_the_read_timeout(server):
         + KEYED
         + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{}"
     )
-    stalled = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(6)]
+    bodies = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(6)]
+    heads = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(5)]
     try:
-        for conn in stalled:
+        for conn in bodies:
             conn.sendall(head)  # and nothing more
+        for conn in heads:
+            conn.sendall(head[:40])
         started = time.monotonic()
 
         # Fewer than the workers' 3 x 4 threads: the others still get in.
         assert requests.get(f"{server.url}/_sim/health", timeout=10).ok
 
-        stalled[0].settimeout(READ_TIMEOUT + 15)
-        answer = stalled[0].recv(65536)
+        bodies[0].settimeout(READ_TIMEOUT + 15)
+        answer = bodies[0].recv(65536)
         waited = time.monotonic() - started
+        closed = []
+        for conn in heads:
+            conn.settimeout(READ_TIMEOUT + 15)
+            try:
+                closed.append(conn.recv(65536))
+            except ConnectionResetError:
+                closed.append(b"")
+        head_waited = time.monotonic() - started
     finally:
-        for conn in stalled:
+        for conn in bodies + heads:
             conn.close()
 
     assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
     assert b"could not be read whole" in answer
     assert READ_TIMEOUT * 0.8 <= waited < READ_TIMEOUT + 15
+    # A head that never ends gets no answer: the connection is closed.
+    assert closed == [b""] * len(heads)
+    assert head_waited < READ_TIMEOUT + 15
+    log = server.output()
+    assert "gave up on a client that stopped sending or reading for 30 s" in log
+    assert "Socket error processing request" not in log
 
 
 # -- which requests a worker answers on its own thread ---------------------------------
@@ -498,6 +515,18 @@ def test_a_request_that_could_keep_a_worker_waiting_goes_to_a_thread(raw):
         time.sleep(0.05)
 
         assert not request_waiting(PeekedConnection(ours))
+
+
+def test_only_requests_for_the_given_paths_are_seen_as_waiting():
+    from simulator.production import request_waiting
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(b"GET /_sim/requests?limit=2000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.05)
+
+        assert request_waiting(PeekedConnection(ours), b"/_sim/")
+        assert not request_waiting(PeekedConnection(ours), b"/v3/")
 
 
 def test_a_new_connection_or_one_with_bytes_read_ahead_goes_to_a_thread():
@@ -598,4 +627,58 @@ def test_a_client_stalled_mid_request_on_a_kept_alive_connection_stalls_nobody_e
         assert time.monotonic() - started < 5
     finally:
         for conn in stalled:
+            conn.close()
+
+
+def connection_to(server: SimServer, worker: str) -> socket.socket:
+    """A kept-alive connection served by ``worker`` (its request ids' first half).
+
+    Reads almost nothing it is not asked to: a small receive buffer.
+    """
+    for _ in range(200):
+        conn = socket.socket()
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn.connect(("127.0.0.1", server.port))
+        conn.sendall(keyed_request("GET", "/_sim/health"))
+        conn.settimeout(10)
+        head = conn.recv(65536).decode("latin-1")
+        if re.search(r"(?i)x-request-id: *(\w{16})", head).group(1) == worker:
+            return conn
+        conn.close()
+    raise AssertionError(f"no connection reached worker {worker}")
+
+
+def test_clients_that_never_read_large_answers_stall_nobody_else(server, api):
+    body = b2b_body("PROD-BIG-1", lines=[("SKU-CAP-01", 1)] * 500)
+    assert api.create("wms", body).status_code == 200
+    # The journal keeps request bodies up to 128,000 characters, refused
+    # ones too: 40 of them make its answer larger than the kernel's largest
+    # send buffer (4 MB).
+    for n in range(40):
+        big = b2b_body(f"PROD-BIG-N{n}", notes="x" * 120_000)
+        assert api.create("wms", big).status_code == 400
+    detail = keyed_request(
+        "GET",
+        f"/v3/fulfillment/warehouse/{body['warehouse_id']}/outbound/wms/PROD-BIG-1",
+    )
+    ids = {requests.get(f"{server.url}/_sim/health").headers["x-request-id"][:16]}
+    for _ in range(60):
+        ids.add(requests.get(f"{server.url}/_sim/health").headers["x-request-id"][:16])
+    greedy = []
+    try:
+        # On every worker: one client asks for a detail of 500 lines (about
+        # 250 KB) and one for the request journal, and neither reads.
+        for worker in sorted(ids):
+            for raw in (detail, keyed_request("GET", "/_sim/requests?limit=2000")):
+                conn = connection_to(server, worker)
+                conn.sendall(raw)
+                greedy.append(conn)
+        time.sleep(0.3)
+
+        started = time.monotonic()
+        for _ in range(20):
+            assert requests.get(f"{server.url}/_sim/health", timeout=10).ok
+        assert time.monotonic() - started < 3
+    finally:
+        for conn in greedy:
             conn.close()
