@@ -205,7 +205,8 @@ DECISIONS: tuple[Decision, ...] = (
         "Slow or refused requests",
         "A body shorter than its Content-Length is given up after 30 seconds "
         "without a byte (408, code 810); a request line or headers that stop "
-        "coming, after the same 30 seconds, by closing the connection. Requests the server refuses before reading them (a "
+        "coming, after the same 30 seconds, by closing the connection. "
+        "Requests the server refuses before reading them (a "
         "header over the size limit, a request line over 64 KB) get the "
         "envelope with code 810 and the HTTP status that says why (431, 414). "
         "A request line without an HTTP version is refused (400), not served "
