@@ -117,8 +117,8 @@ class QuietTimeouts(logging.Filter):
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, TimeoutError | BlockingIOError):
             record.msg = (
-                f"gave up on a client that stopped sending or reading for "
-                f"{READ_TIMEOUT:g} s"
+                "gave up on a client that stopped sending its request or "
+                "reading its answer; its connection is closed"
             )
             record.args = ()
             record.exc_info = None
@@ -258,7 +258,9 @@ def json_error_worker():
 
         def handle_request(self, req, conn):
             # A body that stops coming is given up as in one process (408),
-            # not waited for with a thread held forever.
+            # not waited for with a thread held forever; on the worker's own
+            # thread, which every other client of the worker waits for,
+            # sooner.
             own = getattr(here, "conn", None) is conn
             conn.sock.settimeout(OWN_THREAD_TIMEOUT if own else READ_TIMEOUT)
             return super().handle_request(req, conn)
