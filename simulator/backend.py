@@ -436,7 +436,7 @@ class Backend:
             )
             lines = self._insert_lines(order_id, kind, body["details"], held)
             order = self._order(order_id)
-            self._move_held(order, {}, _outstanding(order, lines))
+            self._move_held(order, {}, _still_to_ship(order, lines))
 
             self._enqueue(
                 order, client, "so_created", views.so_created_payload(order, client)
@@ -752,9 +752,7 @@ class Backend:
     def _outstanding(self, order_id: int) -> dict[str, int]:
         """Per SKU, what one order may still ship (nothing once it is over)."""
         order = self._order(order_id)
-        if order is None or order["status"] not in OPEN_STATUSES:
-            return {}
-        return _outstanding(order, self._lines(order_id))
+        return _still_to_ship(order, self._lines(order_id)) if order else {}
 
     @contextmanager
     def _holding(self, order_id: int) -> Iterator[None]:
@@ -1293,7 +1291,7 @@ class Backend:
         )
 
 
-def _outstanding(order: dict, lines: list[dict]) -> dict[str, int]:
+def _still_to_ship(order: dict, lines: list[dict]) -> dict[str, int]:
     """Per SKU, what an open order may still ship, from its lines."""
     if order["status"] not in OPEN_STATUSES:
         return {}
