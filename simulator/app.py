@@ -26,7 +26,7 @@ from .errors import ShipperError
 from .faults import Faults
 from .fixtures import load_fixtures
 from .journal import Journal
-from .store import Store
+from .store import Checkpointer, Store
 from .webhooks import Dispatcher, Outbox
 from .workers import Workers
 
@@ -67,6 +67,11 @@ class Simulator:
         if config.freeze_at is not None:
             self.clock.freeze(config.freeze_at)
         self.store = Store(config.db_path, shared=config.multi_process)
+        # With a file, the process that runs the background loop copies its
+        # WAL back (the background process, under --workers).
+        self.checkpointer: Checkpointer | None = None
+        if config.db_path and config.multi_process:
+            self.store.leave_checkpoints_to_background()
         self.backend = Backend(
             config, self.store, self.clock, load_fixtures(config.fixtures_dir)
         )
@@ -84,9 +89,14 @@ class Simulator:
 
     def start(self) -> None:
         self.workers.start()
+        if self.config.db_path:
+            self.checkpointer = Checkpointer(self.store)
+            self.checkpointer.start()
 
     def stop(self) -> None:
         self.workers.stop()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
 
     # -- shapes shared by the control API and the dashboard
     def detail_envelope(self, path: str, outbound: dict) -> dict:

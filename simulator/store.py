@@ -15,6 +15,7 @@ commit on their own.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -23,6 +24,8 @@ from contextlib import contextmanager, nullcontext
 from typing import IO, Any
 
 import sqlite_utils
+
+log = logging.getLogger(__name__)
 
 SCHEMA: dict[str, dict[str, Any]] = {
     "meta": {"columns": {"key": str, "value": int}, "pk": "key"},
@@ -358,6 +361,22 @@ class WriterQueue:
         self._file.close()
 
 
+# SQLite copies the WAL back into the database file once it holds 1,000
+# pages, inside the commit that crosses the mark: the copy and two fsyncs,
+# which every other writer waits out. With a Checkpointer running, commits
+# leave that to it, unless the WAL grows this long (about 80 MB).
+FALLBACK_CHECKPOINT_PAGES = 20_000
+CHECKPOINT_EVERY = 0.1  # seconds
+# Once every page of the WAL is copied back, the next commit starts the WAL
+# over from its beginning, but only if that commit's snapshot is newer than
+# the copy. With a copy on another thread and writers taking turns, that is
+# rare; past this length the checkpointer makes it happen.
+RESTART_PAGES = 4096
+# How long the restart waits for readers still on the WAL, holding the
+# writers' turn; it tries again later if they are not done by then.
+RESTART_WAIT_MS = 50
+
+
 class Store:
     def __init__(self, path: str | None = None, shared: bool = False) -> None:
         # Without a file, a private temporary database (SQLite's empty file
@@ -442,6 +461,22 @@ class Store:
             self.db.conn.close()
             if self._writers is not None:
                 self._writers.close()
+
+    def leave_checkpoints_to_background(self) -> None:
+        """Commits stop copying the WAL back: a :class:`Checkpointer` does it.
+
+        SQLite still does it at the end of a commit should the WAL grow past
+        ``FALLBACK_CHECKPOINT_PAGES`` (if the checkpointer stopped, say).
+        """
+        if self.path:
+            self.value(f"PRAGMA wal_autocheckpoint={FALLBACK_CHECKPOINT_PAGES}")
+
+    @contextmanager
+    def writers_turn(self) -> Iterator[None]:
+        """No other writer, in this process or another, until it ends."""
+        with self._lock:
+            with self._writers.turn() if self._writers else nullcontext():
+                yield
 
     # -- transactions
     @contextmanager
@@ -537,3 +572,66 @@ class Store:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class Checkpointer:
+    """Copies the WAL back into the database file, off the commits' path.
+
+    One thread, with a connection of its own, every ``every`` seconds. The
+    copy needs no lock, so writers go on meanwhile. Once the WAL is
+    ``restart_pages`` long, the checkpointer takes the writers' turn (across
+    processes when the store is shared) for a moment, copies the last pages
+    and waits for the readers to leave the WAL, so that the next commit
+    starts it over.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        every: float = CHECKPOINT_EVERY,
+        restart_pages: int = RESTART_PAGES,
+    ) -> None:
+        if not store.path:
+            raise ValueError("only a database file has a WAL to copy back")
+        self.store = store
+        self.every = every
+        self.restart_pages = restart_pages
+        self._conn = sqlite3.connect(
+            store.path, check_same_thread=False, isolation_level=None
+        )
+        self._conn.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.store.leave_checkpoints_to_background()
+        self._thread = threading.Thread(
+            target=self._loop, name="shipper-sim-checkpoints", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._conn.close()
+
+    def run_once(self) -> int:
+        """Copy the WAL back, and start it over once long; its length before."""
+        _, length, _ = self._checkpoint("PASSIVE")
+        if length >= self.restart_pages:
+            with self.store.writers_turn():
+                self._checkpoint("RESTART")
+        return length
+
+    def _checkpoint(self, mode: str) -> tuple[int, int, int]:
+        # (busy, pages in the WAL, pages copied back); busy when the
+        # restart's readers were not done in time: it tries again next time.
+        return self._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.run_once()
+            except sqlite3.Error as exc:  # a full disk, say: the next turn retries
+                log.warning("could not copy the WAL back into the database: %s", exc)

@@ -1,0 +1,201 @@
+"""With a database file, the WAL is copied back off the commits' path.
+
+Commits no longer copy the WAL back into the database file themselves (two
+fsyncs that every other writer would wait out): a checkpointer thread does,
+and keeps the WAL from growing without end even while two stores, as two
+processes of ``serve --workers`` would, write in turn all along.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import DEMO_KEY, b2b_body, close_app
+from serving import SimServer
+
+from simulator.app import create_app
+from simulator.config import Config
+from simulator.store import Checkpointer, Store
+
+PAGE = 4096
+# Between two commits of one writer, as between the requests of a client.
+PAUSE = 0.001
+
+
+def wal_pages(path: Path) -> int:
+    wal = Path(f"{path}-wal")
+    return wal.stat().st_size // PAGE if wal.exists() else 0
+
+
+def fill(store: Store, rows: int, start: int = 0, pause: float = 0) -> None:
+    """Commit ``rows`` rows of a page each, one commit per row."""
+    for n in range(start, start + rows):
+        with store.transaction():
+            store.execute("INSERT INTO filler (n, text) VALUES (?, ?)", (n, "x" * 3000))
+        time.sleep(pause)
+
+
+def filler_store(path: Path, shared: bool = False) -> Store:
+    store = Store(str(path), shared=shared)
+    store.execute("CREATE TABLE IF NOT EXISTS filler (n INTEGER, text TEXT)")
+    return store
+
+
+def test_commits_leave_the_copy_to_the_checkpointer(tmp_path):
+    path = tmp_path / "state.db"
+    store = filler_store(path)
+    fill(store, 1500)
+    on_its_own = wal_pages(path)
+    store.leave_checkpoints_to_background()
+    fill(store, 1500, start=1500)
+    left = wal_pages(path)
+    store.close()
+
+    # SQLite's own copy starts the WAL over every 1,000 pages...
+    assert on_its_own < 1300
+    # ...and no longer does, until the fallback length.
+    assert left > 2500
+
+
+def test_the_checkpointer_copies_everything_back(tmp_path):
+    path = tmp_path / "state.db"
+    store = filler_store(path)
+    checkpointer = Checkpointer(store, every=3600)
+    store.leave_checkpoints_to_background()
+    checkpointer.run_once()  # the tables, into the file
+    fill(store, 300)
+    before = copy_of_the_file_alone(path, tmp_path / "before.db")
+
+    assert checkpointer.run_once() >= 300
+    after = copy_of_the_file_alone(path, tmp_path / "after.db")
+    checkpointer.stop()
+    store.close()
+
+    # The database file, without its WAL, now holds every row.
+    assert rows_in(before) == 0
+    assert rows_in(after) == 300
+
+
+def copy_of_the_file_alone(path: Path, copy: Path) -> Path:
+    copy.write_bytes(path.read_bytes())
+    return copy
+
+
+def rows_in(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT COUNT(*) FROM filler").fetchone()[0]
+
+
+def test_two_writers_in_turn_keep_a_short_wal(tmp_path):
+    """Neither writer ever finds the WAL fully copied: the restart is needed."""
+    path = tmp_path / "state.db"
+    first, second = filler_store(path, shared=True), filler_store(path, shared=True)
+    for store in (first, second):
+        store.leave_checkpoints_to_background()
+    restart_at = 200
+    checkpointer = Checkpointer(first, every=0.005, restart_pages=restart_at)
+    checkpointer.start()
+    errors: list[BaseException] = []
+
+    def write(store: Store, offset: int) -> None:
+        try:
+            fill(store, 1500, start=offset, pause=PAUSE)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    writers = [
+        threading.Thread(target=write, args=(store, n * 10_000))
+        for n, store in enumerate((first, second))
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+    checkpointer.stop()
+    rows = first.value("SELECT COUNT(*) FROM filler")
+    pages = wal_pages(path)
+    first.close()
+    second.close()
+
+    assert not errors
+    assert rows == 3000
+    # 3,000 pages written; without the restart the WAL would hold them all.
+    assert pages < 4 * restart_at
+
+
+def test_the_same_writers_without_the_restart_grow_the_wal(tmp_path):
+    """The counterpart of the test above: it is the restart that keeps it short."""
+    path = tmp_path / "state.db"
+    first, second = filler_store(path, shared=True), filler_store(path, shared=True)
+    for store in (first, second):
+        store.leave_checkpoints_to_background()
+    checkpointer = Checkpointer(first, every=0.005, restart_pages=10**9)
+    checkpointer.start()
+    writers = [
+        threading.Thread(target=fill, args=(store, 1500, n * 10_000, PAUSE))
+        for n, store in enumerate((first, second))
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+    checkpointer.stop()
+    pages = wal_pages(path)
+    first.close()
+    second.close()
+
+    assert pages > 2000
+
+
+def test_a_checkpointer_needs_a_file():
+    with pytest.raises(ValueError):
+        Checkpointer(Store())
+
+
+def test_a_simulator_with_a_file_copies_back_in_the_background(tmp_path):
+    path = tmp_path / "state.db"
+    app = create_app(Config(db_path=str(path)))
+    sim = app.extensions["shipper_sim"]
+    try:
+        assert sim.checkpointer is not None
+        assert sim.store.value("PRAGMA wal_autocheckpoint") > 1000
+    finally:
+        close_app(app)
+
+
+def test_serve_workers_keeps_its_wal_short(tmp_path):
+    """Two worker processes writing all along: the background process restarts
+    the WAL, which would otherwise hold every page ever written."""
+    path = tmp_path / "state.db"
+    largest = 0
+
+    def create(n: int) -> None:
+        with requests.Session() as session:
+            for i in range(400):
+                response = session.post(
+                    f"{server.url}/v3/fulfillment/outbound/wms",
+                    json=b2b_body(f"WAL{n}{i:04d}"),
+                    headers={"x-api-key": DEMO_KEY},
+                    timeout=30,
+                )
+                assert response.status_code == 200, response.text
+
+    with SimServer(db=str(path), workers=2) as server:
+        clients = [threading.Thread(target=create, args=(n,)) for n in range(4)]
+        for client in clients:
+            client.start()
+        while any(c.is_alive() for c in clients):
+            largest = max(largest, wal_pages(path))
+            time.sleep(0.05)
+    with sqlite3.connect(path) as db:
+        (orders,) = db.execute(
+            "SELECT COUNT(*) FROM orders WHERE order_no LIKE 'WAL%'"
+        ).fetchone()
+    assert orders == 1600
+    # About 20 pages a create: more than 30,000 without a restart.
+    assert largest < 10_000
