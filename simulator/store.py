@@ -373,7 +373,9 @@ CHECKPOINT_EVERY = 0.1  # seconds
 # rare; past this length the checkpointer makes it happen.
 RESTART_PAGES = 4096
 # How long the restart waits for readers still on the WAL, holding the
-# writers' turn; it tries again later if they are not done by then.
+# writers' turn. If they are not done by then, it tries again once the WAL
+# has grown by RESTART_PAGES more, so that a reader that stays (a sqlite3
+# shell with a transaction open, say) cannot keep stalling the writers.
 RESTART_WAIT_MS = 50
 
 
@@ -491,7 +493,7 @@ class Store:
                     self._depth -= 1
                 return
 
-            with self._writers.turn() if self._writers else nullcontext():
+            with self.writers_turn():
                 self.db.conn.execute("BEGIN IMMEDIATE")
                 self._depth = 1
                 try:
@@ -596,6 +598,7 @@ class Checkpointer:
         self.store = store
         self.every = every
         self.restart_pages = restart_pages
+        self._restart_at = restart_pages
         self._conn = sqlite3.connect(
             store.path, check_same_thread=False, isolation_level=None
         )
@@ -619,14 +622,15 @@ class Checkpointer:
     def run_once(self) -> int:
         """Copy the WAL back, and start it over once long; its length before."""
         _, length, _ = self._checkpoint("PASSIVE")
-        if length >= self.restart_pages:
+        if length >= self._restart_at:
             with self.store.writers_turn():
-                self._checkpoint("RESTART")
+                busy, _, _ = self._checkpoint("RESTART")
+            # Busy: readers were still on the WAL after RESTART_WAIT_MS.
+            self._restart_at = self.restart_pages + (length if busy else 0)
         return length
 
     def _checkpoint(self, mode: str) -> tuple[int, int, int]:
-        # (busy, pages in the WAL, pages copied back); busy when the
-        # restart's readers were not done in time: it tries again next time.
+        # (busy, pages in the WAL, pages copied back)
         return self._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
 
     def _loop(self) -> None:

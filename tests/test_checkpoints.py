@@ -91,14 +91,13 @@ def rows_in(path: Path) -> int:
         return db.execute("SELECT COUNT(*) FROM filler").fetchone()[0]
 
 
-def test_two_writers_in_turn_keep_a_short_wal(tmp_path):
-    """Neither writer ever finds the WAL fully copied: the restart is needed."""
-    path = tmp_path / "state.db"
+def write_in_turn(path: Path, restart_pages: int) -> tuple[int, int]:
+    """Two stores on one file commit 1,500 pages each, in turn, while a
+    checkpointer runs; answers the rows written and the WAL's longest length."""
     first, second = filler_store(path, shared=True), filler_store(path, shared=True)
     for store in (first, second):
         store.leave_checkpoints_to_background()
-    restart_at = 200
-    checkpointer = Checkpointer(first, every=0.005, restart_pages=restart_at)
+    checkpointer = Checkpointer(first, every=0.005, restart_pages=restart_pages)
     checkpointer.start()
     errors: list[BaseException] = []
 
@@ -118,38 +117,89 @@ def test_two_writers_in_turn_keep_a_short_wal(tmp_path):
         writer.join(timeout=120)
     checkpointer.stop()
     rows = first.value("SELECT COUNT(*) FROM filler")
-    pages = wal_pages(path)
+    pages = wal_pages(path)  # before the last connection closes and removes it
     first.close()
     second.close()
-
     assert not errors
+    return rows, pages
+
+
+def test_two_writers_in_turn_keep_a_short_wal(tmp_path):
+    """Neither writer ever finds the WAL fully copied: the restart is needed."""
+    rows, pages = write_in_turn(tmp_path / "state.db", restart_pages=200)
+
     assert rows == 3000
     # 3,000 pages written; without the restart the WAL would hold them all.
-    assert pages < 4 * restart_at
+    assert pages < 4 * 200
 
 
-def test_the_same_writers_without_the_restart_grow_the_wal(tmp_path):
-    """The counterpart of the test above: it is the restart that keeps it short."""
+def test_a_copy_made_while_a_writer_is_busy_leaves_the_wal_growing(tmp_path):
+    """Why the restart is needed: a commit whose snapshot is older than the
+    copy goes on at the end of the WAL, however much of it was copied back.
+    Two processes writing in turn are in that case nearly all the time."""
     path = tmp_path / "state.db"
-    first, second = filler_store(path, shared=True), filler_store(path, shared=True)
-    for store in (first, second):
-        store.leave_checkpoints_to_background()
-    checkpointer = Checkpointer(first, every=0.005, restart_pages=10**9)
-    checkpointer.start()
-    writers = [
-        threading.Thread(target=fill, args=(store, 1500, n * 10_000, PAUSE))
-        for n, store in enumerate((first, second))
-    ]
-    for writer in writers:
-        writer.start()
-    for writer in writers:
-        writer.join(timeout=120)
+    store = filler_store(path)
+    store.leave_checkpoints_to_background()
+    checkpointer = Checkpointer(store, every=3600, restart_pages=10**9)
+    lengths = []
+    for n in range(300):
+        with store.transaction():
+            store.execute("INSERT INTO filler (n, text) VALUES (?, ?)", (n, "x" * 3000))
+            # Everything committed so far is copied back, meanwhile.
+            lengths.append(checkpointer.run_once())
     checkpointer.stop()
-    pages = wal_pages(path)
-    first.close()
-    second.close()
+    store.close()
 
-    assert pages > 2000
+    assert lengths == sorted(lengths)
+    assert lengths[-1] > 600
+
+
+def test_a_reader_that_stays_does_not_keep_stalling_the_writers(tmp_path):
+    """A restart that the reader blocks waits for it once, then not until the
+    WAL has grown by the restart length again; it goes through once the
+    reader has left."""
+    path = tmp_path / "state.db"
+    store = filler_store(path)
+    checkpointer = Checkpointer(store, every=3600, restart_pages=100)
+    store.leave_checkpoints_to_background()
+    restarts = count_restarts(checkpointer)
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM filler").fetchone()  # holds its snapshot
+
+    fill(store, 120)  # about 3 pages a commit
+    checkpointer.run_once()  # a restart the reader blocks
+    fill(store, 5)
+    checkpointer.run_once()  # no second try yet
+    blocked = list(restarts)
+    reader.execute("COMMIT")
+    reader.close()
+    fill(store, 60)
+    checkpointer.run_once()  # past 120 + 100 pages: it tries, and it works
+    fill(store, 5)
+    after_restart = checkpointer.run_once()
+    checkpointer.stop()
+    store.close()
+
+    assert [busy for busy, _, _ in blocked] == [1]
+    assert [busy for busy, _, _ in restarts] == [1, 0]
+    # The commits after the restart wrote the WAL from its beginning.
+    assert after_restart < 40
+
+
+def count_restarts(checkpointer: Checkpointer) -> list[tuple]:
+    """Record each restart the checkpointer tries, with SQLite's answer."""
+    restarts: list[tuple] = []
+    checkpoint = checkpointer._checkpoint
+
+    def counted(mode: str) -> tuple[int, int, int]:
+        answer = checkpoint(mode)
+        if mode == "RESTART":
+            restarts.append(answer)
+        return answer
+
+    checkpointer._checkpoint = counted
+    return restarts
 
 
 def test_a_checkpointer_needs_a_file():
