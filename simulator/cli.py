@@ -24,6 +24,9 @@ from .webhooks import MAX_RETRIES
 
 log = logging.getLogger("simulator")
 
+# How long a stopping server waits for the answers under way.
+FINISH_TIMEOUT = 5.0
+
 
 def _delays(text: str) -> tuple[float, ...]:
     try:
@@ -281,6 +284,15 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         server.serve_forever()
     finally:
+        # Requests still being answered commit and journal before the store
+        # closes under them.
+        left = server.finish_requests(FINISH_TIMEOUT)
+        if left:
+            log.warning(
+                "stopping with %d request(s) still being answered after %.0f s",
+                left,
+                FINISH_TIMEOUT,
+            )
         simulator.stop()
         simulator.store.close()
     return 0

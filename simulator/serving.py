@@ -32,7 +32,7 @@ import uuid
 from urllib.parse import urlsplit
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from . import envelope
 from .app import SHIPPER_PREFIX
@@ -254,7 +254,7 @@ def make_simulator_server(
     fd: int | None = None,
     *,
     read_timeout: float | None = None,
-) -> BaseWSGIServer:
+) -> SimulatorServer:
     """A threaded werkzeug server for ``app`` with :class:`ShipperRequestHandler`.
 
     Give ``fd``, a socket bound and listening already, to report a busy port
@@ -268,7 +268,46 @@ def make_simulator_server(
         handler = type(
             "ShipperRequestHandler", (ShipperRequestHandler,), {"timeout": read_timeout}
         )
-    return make_server(host, port, app, threaded=True, request_handler=handler, fd=fd)
+    return SimulatorServer(host, port, app, handler, fd=fd)
+
+
+class SimulatorServer(ThreadedWSGIServer):
+    """werkzeug's threaded server, able to wait for the requests it is answering.
+
+    Once ``serve_forever`` has returned, :meth:`finish_requests` lets the
+    answers under way go out before the caller closes the store under them.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._answering = 0
+        self._idle = threading.Condition()
+
+    def process_request(self, request, client_address) -> None:
+        with self._idle:  # counted before its thread starts: never missed
+            self._answering += 1
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._done()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        with self._idle:
+            self._answering -= 1
+            self._idle.notify_all()
+
+    def finish_requests(self, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds; answers how many are still going."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._answering == 0, timeout)
+            return self._answering
 
 
 class BackgroundServer:

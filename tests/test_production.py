@@ -13,6 +13,8 @@ import os
 import re
 import signal
 import socket
+import sqlite3
+import threading
 import time
 from collections import Counter
 from dataclasses import replace
@@ -239,6 +241,42 @@ def test_a_signal_stops_every_process(workers, how):
         assert "Traceback" not in server.output(), server.output()
     finally:
         server.close()
+
+
+def test_a_request_under_way_at_a_stop_is_answered_stored_and_journalled(tmp_path):
+    """One process (gunicorn's own graceful stop covers --workers, where
+    faults cannot be set)."""
+    db = tmp_path / "state.db"
+    server = SimServer(db=db)
+    try:
+        server.start()
+        api = Api(server.url)
+        fault = {"endpoint": "create_sales_order", "delay": 1.5}
+        assert api.sim("POST", "/faults", json=fault).status_code == 201
+        answers = []
+        create = threading.Thread(
+            target=lambda: answers.append(api.create("wms", b2b_body("STOPPED01")))
+        )
+        create.start()
+        time.sleep(0.5)  # the create is under way, in its delay
+
+        code = server.signal(signal.SIGTERM)
+        create.join(timeout=20)
+
+        assert code == 0, server.output()
+        assert [a.status_code for a in answers] == [200], server.output()
+        assert "closed database" not in server.output(), server.output()
+        assert "could not journal" not in server.output(), server.output()
+    finally:
+        server.close()
+    with sqlite3.connect(db) as stored:
+        assert stored.execute(
+            "SELECT COUNT(*) FROM orders WHERE order_no = 'STOPPED01'"
+        ).fetchone() == (1,)
+        assert stored.execute(
+            "SELECT status FROM journal WHERE path = '/v3/fulfillment/outbound/wms' "
+            "AND request_body LIKE '%STOPPED01%'"
+        ).fetchall() == [(200,)]
 
 
 def test_every_worker_asks_for_the_admin_token_on_the_control_api():
