@@ -372,6 +372,9 @@ CHECKPOINT_EVERY = 0.1  # seconds
 # the copy. With a copy on another thread and writers taking turns, that is
 # rare; past this length the checkpointer makes it happen.
 RESTART_PAGES = 4096
+# Larger than the WAL grows between two restarts, so that an ordinary
+# restart does not cut the file only for it to grow again.
+WAL_SIZE_LIMIT = 2 * RESTART_PAGES * 4096
 # How long the restart waits for readers still on the WAL, holding the
 # writers' turn. If they are not done by then, it tries again once the WAL
 # has grown by RESTART_PAGES more, so that a reader that stays (a sqlite3
@@ -402,6 +405,9 @@ class Store:
         if path:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            # A WAL that one large transaction (a reset) made long shrinks
+            # back to this at the first commit after it starts over.
+            conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         else:
             conn.execute("PRAGMA journal_mode=MEMORY")
             conn.execute("PRAGMA synchronous=OFF")

@@ -20,7 +20,7 @@ from serving import SimServer
 
 from simulator.app import create_app
 from simulator.config import Config
-from simulator.store import Checkpointer, Store
+from simulator.store import WAL_SIZE_LIMIT, Checkpointer, Store
 
 PAGE = 4096
 # Between two commits of one writer, as between the requests of a client.
@@ -200,6 +200,27 @@ def count_restarts(checkpointer: Checkpointer) -> list[tuple]:
 
     checkpointer._checkpoint = counted
     return restarts
+
+
+def test_the_wal_file_shrinks_back_after_one_large_transaction(tmp_path):
+    """A reset writes one transaction as long as the data; the file it leaves
+    behind does not stay that large."""
+    path = tmp_path / "state.db"
+    store = filler_store(path)
+    checkpointer = Checkpointer(store, every=3600, restart_pages=100)
+    store.leave_checkpoints_to_background()
+    with store.transaction():
+        for n in range(9000):
+            store.execute("INSERT INTO filler (n, text) VALUES (?, ?)", (n, "x" * 3000))
+    large = wal_pages(path)
+    checkpointer.run_once()  # copies it back, starts it over
+    fill(store, 1)  # the first commit after: the file is cut
+    after = wal_pages(path)
+    checkpointer.stop()
+    store.close()
+
+    assert large > 9000
+    assert after * PAGE <= WAL_SIZE_LIMIT < large * PAGE
 
 
 def test_a_checkpointer_needs_a_file():
