@@ -275,6 +275,81 @@ def json_error_worker():
     return JsonErrorWorker
 
 
+# How long the background process has to stop once told to.
+BACKGROUND_STOP_TIMEOUT = 5.0
+# Between a background process's end and its replacement's start.
+RESTART_DELAY = 1.0
+
+
+class Background:
+    """The one background process, started again should it end unasked.
+
+    A ``kill -9`` or the out-of-memory killer would otherwise leave the
+    workers answering with no webhooks going out and no timed steps: a
+    thread of the arbiter watches it and starts another.
+    """
+
+    def __init__(self, config: Config, arbiter_pid: int) -> None:
+        self.config = config
+        self.arbiter_pid = arbiter_pid
+        self.process: multiprocessing.process.BaseProcess | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        # Ctrl-C reaches the whole process group. The background process
+        # ignores it from its first instruction on (an ignored signal stays
+        # ignored across exec); the arbiter stops it once the workers are
+        # down.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self.process = self._spawn()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        threading.Thread(
+            target=self._watch, name="shipper-sim-background-watch", daemon=True
+        ).start()
+
+    def _spawn(self) -> multiprocessing.process.BaseProcess:
+        process = multiprocessing.get_context("spawn").Process(
+            target=run_background,
+            args=(self.config, self.arbiter_pid),
+            name="shipper-sim-background",
+            daemon=True,
+        )
+        process.start()
+        return process
+
+    def _watch(self) -> None:
+        # A blocked signal stays blocked in what this thread starts: the
+        # replacements shrug off Ctrl-C as the first one does.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        while True:
+            self.process.join()
+            if self._stopping.wait(RESTART_DELAY):
+                return
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                log.warning(
+                    "the background process (webhooks, timed steps) ended with "
+                    "exit code %s; starting another",
+                    self.process.exitcode,
+                )
+                self.process = self._spawn()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping.set()
+        process = self.process
+        if process is None:
+            return
+        process.terminate()
+        process.join(timeout=BACKGROUND_STOP_TIMEOUT)
+        if process.is_alive():
+            process.kill()
+
+
 def serve_production(config: Config, host: str, port: int, workers: int) -> int:
     try:
         from gunicorn.app.base import BaseApplication
@@ -292,20 +367,8 @@ def serve_production(config: Config, host: str, port: int, workers: int) -> int:
     # (as the temporary database of a single process is).
     is_temporary = not config.db_path
     config = prepare_database(config)
-    background = multiprocessing.get_context("spawn").Process(
-        target=run_background,
-        args=(config, os.getpid()),
-        name="shipper-sim-background",
-        daemon=True,
-    )
-    # Ctrl-C reaches the whole process group. The background process ignores
-    # it from its first instruction on (an ignored signal stays ignored across
-    # exec); the arbiter stops it once the workers are down.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        background.start()
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    background = Background(config, os.getpid())
+    background.start()
 
     web_config = replace(config, start_workers=False)
 
@@ -339,10 +402,7 @@ def serve_production(config: Config, host: str, port: int, workers: int) -> int:
     finally:
         if os.getpid() != arbiter:
             _leave_worker(code)
-        background.terminate()
-        background.join(timeout=5)
-        if background.is_alive():
-            background.kill()
+        background.stop()
         if is_temporary:
             shutil.rmtree(os.path.dirname(config.db_path), ignore_errors=True)
     return code

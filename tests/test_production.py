@@ -138,6 +138,27 @@ def test_each_webhook_is_sent_once_not_once_per_worker(api, receiver):
     assert only(receiver, numbers) == expected
 
 
+def background_processes(server: SimServer) -> list[int]:
+    return [p for p in server.processes() if "spawn_main" in cmdline(p)]
+
+
+def test_a_background_process_that_dies_is_started_again(server, api, receiver):
+    (victim,) = background_processes(server)
+    os.kill(victim, signal.SIGKILL)
+    wait_for(
+        lambda: [p for p in background_processes(server) if p != victim],
+        20,
+        "another background process",
+    )
+    assert len(background_processes(server)) == 1
+
+    number = "PROD-BG-KILLED"
+    assert api.create("wms", b2b_body(number)).status_code == 200
+    wait_for(lambda: receiver.counts[(number, "status", "00")], 15, "the webhook")
+    assert receiver.counts[(number, "so_created", "")] == 1
+    assert "the background process (webhooks, timed steps) ended" in server.output()
+
+
 def test_the_clock_and_faults_answer_409_with_a_reason(api):
     calls = [
         ("POST", "/clock/freeze", {}),
