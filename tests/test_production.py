@@ -77,6 +77,10 @@ def http_workers(server: SimServer) -> list[int]:
     ]
 
 
+def background_processes(server: SimServer) -> list[int]:
+    return [p for p in server.processes() if "spawn_main" in cmdline(p)]
+
+
 @pytest.fixture(scope="module")
 def receiver():
     found = CountingReceiver()
@@ -107,7 +111,7 @@ def test_three_workers_start_beside_one_background_process(server):
     # Ready means one worker answers; on a busy machine the others may still
     # be booting.
     wait_for(lambda: len(http_workers(server)) == 3, 30, "three workers")
-    background = [p for p in server.processes() if "spawn_main" in cmdline(p)]
+    background = background_processes(server)
     assert len(background) == 1, [cmdline(p) for p in server.processes()]
     assert "with 3 worker processes" in server.output()
 
@@ -136,10 +140,6 @@ def test_each_webhook_is_sent_once_not_once_per_worker(api, receiver):
     )
     time.sleep(0.5)  # room for a second copy to arrive
     assert only(receiver, numbers) == expected
-
-
-def background_processes(server: SimServer) -> list[int]:
-    return [p for p in server.processes() if "spawn_main" in cmdline(p)]
 
 
 def test_a_background_process_that_dies_is_started_again(server, api, receiver):
