@@ -125,6 +125,11 @@ def ok(data=None, pagination=None, path: str | None = None):
 
 
 @bp.before_request
+def before_shipper_request():
+    """Every Shipper route: the client's key, no OPTIONS, a fault if one is set."""
+    return authenticate() or refuse_options() or inject_fault()
+
+
 def authenticate():
     """Every Shipper route needs the client's ``x-api-key``."""
     key = request.headers.get("x-api-key", "")
@@ -136,7 +141,6 @@ def authenticate():
     return None
 
 
-@bp.before_request
 def refuse_options():
     """No route of Shipper's answers OPTIONS: the same as a wrong method."""
     if request.method == "OPTIONS":
@@ -144,11 +148,13 @@ def refuse_options():
     return None
 
 
-@bp.before_request
 def inject_fault():
     """Answer as a fault set through ``POST /_sim/faults`` says, if one matches."""
+    faults = sim().faults
+    if not faults.any():
+        return None
     endpoint = (request.endpoint or "").rsplit(".", 1)[-1]
-    fault = sim().faults.take_api(
+    fault = faults.take_api(
         endpoint, request.method, request.path, g.client["client_id"]
     )
     if fault is None:

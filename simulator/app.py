@@ -78,7 +78,10 @@ class Simulator:
         self.outbox = Outbox(self.store, self.clock, config)
         self.faults = Faults()
         self.dispatcher = Dispatcher(self.outbox, self.clock, config, self.faults)
-        self.journal = Journal(self.store, config.journal_size)
+        # With a file, every process's spool is a file beside it, which any
+        # process reading the journal takes in.
+        spool = f"{config.db_path}-requests" if config.db_path else None
+        self.journal = Journal(self.store, config.journal_size, spool)
         self.workers = Workers(
             self.backend,
             self.dispatcher,
@@ -89,14 +92,31 @@ class Simulator:
 
     def start(self) -> None:
         self.workers.start()
+        self.journal.start()
         if self.config.db_path:
             self.checkpointer = Checkpointer(self.store)
             self.checkpointer.start()
 
     def stop(self) -> None:
         self.workers.stop()
+        self.journal.stop()
         if self.checkpointer is not None:
             self.checkpointer.stop()
+
+    def reset(self, client_id: int | None = None) -> dict:
+        """Drop orders, deliveries and journal (one client's, or everyone's).
+
+        What is still spooled for the journal is taken in first, in the same
+        transaction, so that it goes too.
+        """
+        with self.store.transaction():
+            self.journal.take_spooled()
+            return self.backend.reset(client_id)
+
+    def remove_client(self, client_id: int) -> dict:
+        with self.store.transaction():
+            self.journal.take_spooled()
+            return self.backend.remove_client(client_id)
 
     # -- shapes shared by the control API and the dashboard
     def detail_envelope(self, path: str, outbound: dict) -> dict:
@@ -117,10 +137,7 @@ class Simulator:
         )
         created_by = None
         if order["request_id"]:
-            found = self.store.row(
-                "SELECT * FROM journal WHERE request_id = ?", (order["request_id"],)
-            )
-            created_by = self.journal.describe(found) if found else None
+            created_by = self.journal.find(order["request_id"])
         return {
             "order": self.backend.order_view(order["id"]),
             "kind": order["kind"],
@@ -260,32 +277,25 @@ def _envelope_or_json(code: int, status: int):
 
 
 def _journal(simulator: Simulator, response, reason: str | None) -> None:
-    client = g.get("client")
-    code = None
-    body_text = ""
-    if response.is_json:
-        body_text = response.get_data(as_text=True)
-    if body_text and response.status_code >= 400:  # only errors carry a code
-        try:
-            md = json.loads(body_text).get("metadata", {})
-            errors = md.get("errors") or ([md["error"]] if "error" in md else [])
-            code = errors[0]["code"] if errors else None
-        except (ValueError, AttributeError, KeyError, IndexError, TypeError):
-            code = None
-    query = request.query_string.decode("latin-1")
+    req = request._get_current_object()  # read often below: no proxy each time
+    status = response.status_code
+    body_text = response.get_data(as_text=True) if response.is_json else ""
+    code = _error_code(body_text) if body_text and status >= 400 else None
+    query = req.query_string.decode("latin-1")
     duration_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1e3
     try:
         unreadable = g.get("body_unreadable")
-        request_text = "" if unreadable else request.get_data(cache=True, as_text=True)
+        request_text = "" if unreadable else req.get_data(cache=True, as_text=True)
     except Exception:  # a body too large to read is not journalled
         request_text = ""
+    client = g.get("client")
     entry = {
         "time": simulator.clock.now(),
         "request_id": g.get("request_id", ""),
         "client_id": client["client_id"] if client else None,
-        "method": request.method,
-        "path": request.path + (f"?{query}" if query else ""),
-        "status": response.status_code,
+        "method": req.method,
+        "path": req.path + (f"?{query}" if query else ""),
+        "status": status,
         "code": code,
         "reason": reason or "",
         "request_body": request_text,
@@ -294,22 +304,19 @@ def _journal(simulator: Simulator, response, reason: str | None) -> None:
     }
     try:
         simulator.journal.record(entry)
-    except sqlite3.Error as exc:  # the answer still goes; the log says why
-        log.error("could not journal %s %s: %s", request.method, request.path, exc)
+    except (sqlite3.Error, OSError) as exc:  # the answer still goes; the log says why
+        log.error("could not journal %s %s: %s", req.method, req.path, exc)
     if reason:
-        log.warning(
-            "%s %s -> %s %s: %s",
-            request.method,
-            request.path,
-            response.status_code,
-            code,
-            reason,
-        )
+        log.warning("%s %s -> %s %s: %s", req.method, req.path, status, code, reason)
     else:
-        log.info(
-            "%s %s -> %s (%.1f ms)",
-            request.method,
-            request.path,
-            response.status_code,
-            duration_ms,
-        )
+        log.info("%s %s -> %s (%.1f ms)", req.method, req.path, status, duration_ms)
+
+
+def _error_code(body_text: str) -> int | None:
+    """The Shipper error code an error answer carries, if any."""
+    try:
+        md = json.loads(body_text).get("metadata", {})
+        errors = md.get("errors") or ([md["error"]] if "error" in md else [])
+        return errors[0]["code"] if errors else None
+    except (ValueError, AttributeError, KeyError, IndexError, TypeError):
+        return None

@@ -361,18 +361,29 @@ class Backend:
             )
 
     def _check_express(self, kind: str, code: str) -> dict:
+        carrier = self._express(kind, code)
+        if carrier is None:
+            self._refuse_express(kind, code)
+        return carrier
+
+    def _express(self, kind: str, code: str) -> dict | None:
+        """The carrier of an express code, if this kind of order may use it."""
         carrier = self.store.row(
             "SELECT * FROM carriers WHERE express_code = ?", (code,)
         )
+        allowed = carrier is not None and (
+            EXPRESS_TYPE[kind] in carrier["express_type"].split(",")
+        )
+        return carrier if allowed else None
+
+    @staticmethod
+    def _refuse_express(kind: str, code: str) -> None:
         wanted = EXPRESS_TYPE[kind]
-        if carrier is None or wanted not in carrier["express_type"].split(","):
-            field = EXPRESS_FIELD[kind]
-            raise ShipperError(
-                3015,
-                f"{field}: {code!r} is not in the express list for type {wanted} "
-                f"(GET /v3/fulfillment/express?express_type={wanted})",
-            )
-        return carrier
+        raise ShipperError(
+            3015,
+            f"{EXPRESS_FIELD[kind]}: {code!r} is not in the express list for type "
+            f"{wanted} (GET /v3/fulfillment/express?express_type={wanted})",
+        )
 
     def _check_skus(self, client: dict, warehouse_id: str, lines: list[dict]):
         held = {
@@ -418,9 +429,24 @@ class Backend:
         self._check_customer(client, kind, body)
         warehouse_id, order_no = body["warehouse_id"], body[NUMBER_FIELD[kind]]
 
+        # What does not depend on the rest of the state is worked out before
+        # the writers' turn, which other requests (and processes) wait for:
+        # the carrier (fixed master data), the order's row and its webhooks.
+        # The checks still refuse in the same order as ever.
+        express_code = body[EXPRESS_FIELD[kind]]
+        carrier = self._express(kind, express_code)
+        now = self.clock.now()
+        group_key = self._group_key(kind, client["client_id"], now)
+        if carrier is not None:
+            order = self._order_row(
+                client, kind, body, carrier, group_key, request_id, now
+            )
+            webhooks = self._created_webhooks(order, client, now)
+
         with self.store.transaction():
             self._check_warehouse(client, warehouse_id)
-            carrier = self._check_express(kind, body[EXPRESS_FIELD[kind]])
+            if carrier is None:
+                self._refuse_express(kind, express_code)
             held = self._check_skus(client, warehouse_id, body["details"])
             if self._find_order(client["client_id"], warehouse_id, order_no):
                 raise ShipperError(
@@ -429,22 +455,18 @@ class Backend:
                     f"{warehouse_id} for this client",
                 )
 
-            now = self.clock.now()
-            group_key = self._group_key(kind, client["client_id"], now)
-            order_id = self._insert_order(
-                client, kind, body, carrier, group_key, request_id, now
-            )
-            lines = self._insert_lines(order_id, kind, body["details"], held)
-            order = self._order(order_id)
+            if kind == "B2C":
+                order["fo_number"] = self._fo_number(now)
+            order["id"] = self._insert_order(order)
+            lines = self._insert_lines(order["id"], kind, body["details"], held)
             self._move_held(order, {}, _still_to_ship(order, lines))
 
-            self._enqueue(
-                order, client, "so_created", views.so_created_payload(order, client)
-            )
+            for event, payload in webhooks:
+                self._enqueue(order, client, event, payload)
             if kind == "B2B":
-                self._record_status(order, client, "00", now)
+                self._record_event(order["id"], now, "00", order["status"], "status")
             else:
-                self._record_event(order_id, now, "", "REGISTERED", "registered")
+                self._record_event(order["id"], now, "", "REGISTERED", "registered")
             scheduled = self._schedule_progression(order, client, now)
 
         if scheduled or self.sends_webhooks(client):
@@ -457,8 +479,20 @@ class Backend:
         stamp = datetime.fromtimestamp(now, UTC).strftime("%Y.%m.%d%H%M%S")
         return f"{GROUP_KEY_PREFIX[kind]}.{stamp}.{client_id}"
 
-    def _insert_order(
-        self,
+    @staticmethod
+    def _created_webhooks(order: dict, client: dict, now: float) -> list:
+        """(event, JSON text) of the webhooks a new order sends."""
+        webhooks = [("so_created", views.so_created_payload(order, client))]
+        if order["kind"] == "B2B":
+            webhooks.append(("status", views.status_payload(order, client, "00", now)))
+        return [(event, dumps(payload)) for event, payload in webhooks]
+
+    def _fo_number(self, now: float) -> str:
+        yymmdd = datetime.fromtimestamp(now, JAKARTA).strftime("%y%m%d")
+        return f"FO{yymmdd}{self.store.next_number('fo_number'):012d}"
+
+    @staticmethod
+    def _order_row(
         client: dict,
         kind: str,
         body: dict,
@@ -466,10 +500,10 @@ class Backend:
         group_key: str,
         request_id: str,
         now: float,
-    ) -> int:
-        yymmdd = datetime.fromtimestamp(now, JAKARTA).strftime("%y%m%d")
+    ) -> dict:
+        """A new order as stored, but for its id (and a B2C order's FO number)."""
         is_b2c = kind == "B2C"
-        row = {
+        return {
             "client_id": client["client_id"],
             "kind": kind,
             "warehouse_id": body["warehouse_id"],
@@ -480,11 +514,7 @@ class Backend:
             "last_step": None if is_b2c else "release",
             "group_key": group_key,
             "wms_doc_no": "",
-            "fo_number": (
-                f"FO{yymmdd}{self.store.next_number('fo_number'):012d}"
-                if is_b2c
-                else ""
-            ),
+            "fo_number": "",
             "delivery_no": "" if is_b2c else body.get("delivery_no", ""),
             "pack_id": "",
             "express_code": carrier["express_code"],
@@ -497,6 +527,8 @@ class Backend:
             "updated": now,
             "pgi_time": None,
         }
+
+    def _insert_order(self, row: dict) -> int:
         try:
             return self.store.insert("orders", row)
         except sqlite3.IntegrityError as exc:
@@ -530,8 +562,7 @@ class Backend:
             }
             for line in details
         ]
-        for row in rows:
-            self.store.insert("order_lines", row)
+        self.store.insert_many("order_lines", rows)
         return rows
 
     def _editable_order(
@@ -1006,7 +1037,7 @@ class Backend:
         if step.name == "ship":
             lines = self._lines(order["id"])
             payload = views.pgi_payload(order, lines, client, now)
-            self._enqueue(order, client, "pgi", payload)
+            self._enqueue(order, client, "pgi", dumps(payload))
         return order
 
     def _check_step_order(self, order: dict, step: Step, last: int, index: int) -> None:
@@ -1263,12 +1294,13 @@ class Backend:
     def _record_status(self, order: dict, client: dict, code: str, now: float):
         self._record_event(order["id"], now, code, order["status"], "status")
         payload = views.status_payload(order, client, code, now)
-        self._enqueue(order, client, "status", payload)
+        self._enqueue(order, client, "status", dumps(payload))
 
     def sends_webhooks(self, client: dict) -> bool:
         return bool(self.config.webhook_url_for(client))
 
-    def _enqueue(self, order: dict, client: dict, event: str, payload: dict) -> None:
+    def _enqueue(self, order: dict, client: dict, event: str, payload: str) -> None:
+        """Queue a webhook of the order; ``payload`` is its JSON text."""
         # A client with no webhook URL has nothing to send to: its deliveries
         # are logged as such at once, not handed to the dispatcher.
         pending = self.sends_webhooks(client)
@@ -1280,7 +1312,7 @@ class Backend:
                 "order_no": order["order_no"],
                 "warehouse_id": order["warehouse_id"],
                 "event": event,
-                "payload": dumps(payload),
+                "payload": payload,
                 "state": "pending" if pending else "no_url",
                 "attempts": 0,
                 "next_attempt_at": self.clock.now() if pending else None,

@@ -7,9 +7,10 @@ runs the same schedule in milliseconds.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 JAKARTA = timezone(timedelta(hours=7), "WIB")
 
@@ -87,13 +88,28 @@ def iso_utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# The layouts with every field at full width, read without strptime (several
+# times faster, and an answer reads an order's times each time it is shown);
+# what else strptime takes, or refuses, goes through strptime.
+_DATE, _TIME = "([0-9]{4})-([0-9]{2})-([0-9]{2})", "([0-9]{2}):([0-9]{2}):([0-9]{2})"
+_JAKARTA_TEXT = re.compile(f"{_DATE} {_TIME}")
+_ISO_UTC = re.compile(f"{_DATE}T{_TIME}Z")
+
+
 def parse_jakarta_text(text: str) -> float:
     """Unix seconds of a ``yyyy-MM-dd HH:mm:ss`` string read as Jakarta time."""
-    naive = datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
-    return naive.replace(tzinfo=JAKARTA).timestamp()
+    return _parse(text, _JAKARTA_TEXT, "%Y-%m-%d %H:%M:%S", JAKARTA)
 
 
 def parse_iso_utc(text: str) -> float:
     """Unix seconds of a ``yyyy-MM-ddTHH:mm:ssZ`` string."""
-    naive = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
-    return naive.replace(tzinfo=UTC).timestamp()
+    return _parse(text, _ISO_UTC, "%Y-%m-%dT%H:%M:%SZ", UTC)
+
+
+def _parse(text: str, layout: re.Pattern, spelled: str, zone: tzinfo) -> float:
+    found = layout.fullmatch(text)
+    if found is None:
+        naive = datetime.strptime(text, spelled)
+    else:
+        naive = datetime(*map(int, found.groups()))  # ValueError if out of range
+    return naive.replace(tzinfo=zone).timestamp()

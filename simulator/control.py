@@ -98,7 +98,7 @@ def health():
 
 @bp.post("/reset")
 def reset():
-    return sim().backend.reset(int_arg("client_id"))
+    return sim().reset(int_arg("client_id"))
 
 
 # -- clients and stock
@@ -123,7 +123,7 @@ def get_client(client_id: int):
 
 @bp.delete("/clients/<int:client_id>")
 def remove_client(client_id: int):
-    return sim().backend.remove_client(client_id)
+    return sim().remove_client(client_id)
 
 
 @bp.patch("/clients/<int:client_id>")
@@ -421,6 +421,7 @@ def list_changes():
     the page lists every client.
     """
     client_id = int_arg("client_id")
+    sim().journal.take_spooled()  # the requests mark moves as entries land
     marks = sim().store.change_marks(client_id)
     return {"client_id": client_id, "marks": {k: str(n) for k, n in marks.items()}}
 

@@ -88,6 +88,10 @@ class Faults:
                 return removed
             return 1 if self._faults.pop(fault_id, None) else 0
 
+    def any(self) -> bool:
+        """Whether any fault is set (read without the lock: a hint only)."""
+        return bool(self._faults)
+
     def take_api(
         self, endpoint: str, method: str, path: str, client_id: int | None
     ) -> Fault | None:

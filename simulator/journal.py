@@ -1,42 +1,122 @@
 """The request journal: every Shipper API request and its answer.
 
-Newest first, bounded in size, written before the answer leaves, so a test
-can read it the moment it has its response. Each refused request carries the
-simulator's reason (which field, which value, what would be accepted).
+Newest first, bounded in size. An entry is spooled before its answer leaves
+(see :mod:`simulator.spool`), and every read of the journal first moves what
+is spooled into the table, so a test can read it the moment it has its
+response. Each refused request carries the simulator's reason (which field,
+which value, what would be accepted).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 
+from .spool import FileSpool, MemorySpool
 from .store import Store
+
+log = logging.getLogger(__name__)
 
 # A request body is kept whole up to this size (a 500-line order fits), so a
 # verification can match any of its fields; answers are cut sooner.
 BODY_LIMITS = {"request_body": 128_000, "response_body": 4000}
-TRIM_EVERY = 100
+# Spooled entries move into the table at least this often (seconds) while
+# the simulator's background runs, whether or not anybody reads them.
+TAKE_EVERY = 0.25
+# A process that appends this many entries looks whether the spools have
+# grown past SELF_TAKE_BYTES (nobody took them: no background running) and
+# takes them itself then.
+CHECK_EVERY = 256
+SELF_TAKE_BYTES = 1024 * 1024
 
 
 class Journal:
-    def __init__(self, store: Store, size: int) -> None:
+    def __init__(self, store: Store, size: int, spool_folder: str | None = None):
         self.store = store
         self.size = size
-        self._writes = 0
+        self.spool = FileSpool(spool_folder) if spool_folder else MemorySpool()
+        self._appended = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def record(self, entry: dict) -> None:
+        """Spool one answered request; it is in the table by the next read."""
         entry = dict(entry)
         for key, limit in BODY_LIMITS.items():
             text = entry.get(key) or ""
             if len(text) > limit:
                 text = text[:limit] + f"... ({len(text)} characters)"
             entry[key] = text
-        with self.store.transaction():
-            new_id = self.store.insert("journal", entry)
-            self._writes += 1
-            if self._writes % TRIM_EVERY == 0 or new_id % TRIM_EVERY == 0:
-                self.store.execute(
-                    "DELETE FROM journal WHERE id <= ?", (new_id - self.size,)
-                )
+        self.spool.append(entry)
+        self._appended += 1
+        if self._appended % CHECK_EVERY == 0 and self._spooled() >= SELF_TAKE_BYTES:
+            self.take_spooled()
+
+    def _spooled(self) -> int:
+        waiting = self.spool.pending(self.store)
+        # A memory spool counts entries: about 2 kB each.
+        return waiting * 2048 if isinstance(self.spool, MemorySpool) else waiting
+
+    def take_spooled(self) -> int:
+        """Move what every process spooled into the table; how many entries.
+
+        In one transaction with the entries' ids, in the order they were
+        answered, and the trim to ``size``.
+        """
+        if not self.spool.pending(self.store):
+            return 0
+        batch = None
+        try:
+            with self.store.transaction():
+                batch = self.spool.take(self.store)
+                entries = sorted(batch.entries, key=lambda e: e["time"])
+                self.store.insert_many("journal", entries)
+                if entries:
+                    newest = self.store.value("SELECT MAX(id) FROM journal")
+                    self.store.execute(
+                        "DELETE FROM journal WHERE id <= ?", (newest - self.size,)
+                    )
+        except BaseException:
+            if batch is not None:
+                self.spool.give_back(batch)
+            raise
+        self.spool.taken(self.store, batch)
+        return len(entries)
+
+    # -- in the background
+    def start(self, every: float = TAKE_EVERY) -> None:
+        self._thread = threading.Thread(
+            target=self._loop, args=(every,), name="shipper-sim-journal", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop taking in the background; take what is spooled one last time."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        try:
+            self.take_spooled()
+        except Exception as exc:  # a closed or full store: the spool keeps them
+            log.warning("could not move spooled requests into the journal: %s", exc)
+        self.spool.close()
+
+    def _loop(self, every: float) -> None:
+        while not self._stop.wait(every):
+            try:
+                self.take_spooled()
+            except Exception as exc:  # a full disk, say: the next turn retries
+                log.warning("could not move spooled requests into the journal: %s", exc)
+
+    # -- reading
+    def find(self, request_id: str) -> dict | None:
+        """The entry of one request, described; None if it is not kept."""
+        self.take_spooled()
+        found = self.store.row(
+            "SELECT * FROM journal WHERE request_id = ?", (request_id,)
+        )
+        return self.describe(found) if found else None
 
     def list(
         self,
@@ -59,6 +139,7 @@ class Journal:
         if method:
             where.append("method = ?")
             params.append(method.upper())
+        self.take_spooled()
         rows = self.store.rows(
             f"SELECT * FROM journal WHERE {' AND '.join(where)} "
             "ORDER BY id DESC LIMIT ?",

@@ -197,6 +197,11 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "columns": {"order_id": int, "due_at": float},
         "pk": "order_id",
     },
+    # How far the journal has taken each spool file (see simulator/spool.py).
+    "journal_spools": {
+        "columns": {"file": str, "taken": int},
+        "pk": "file",
+    },
 }
 
 INDEXES: list[tuple[str, list[str], bool]] = [
@@ -558,6 +563,18 @@ class Store:
             f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values())
         )
         return cursor.lastrowid
+
+    def insert_many(self, table: str, rows: list[dict]) -> None:
+        """Rows that all have the same keys, in one statement."""
+        if not rows:
+            return
+        columns = ", ".join(rows[0])
+        marks = ", ".join("?" for _ in rows[0])
+        with self._lock:
+            self.db.conn.executemany(
+                f"INSERT INTO {table} ({columns}) VALUES ({marks})",
+                [tuple(row.values()) for row in rows],
+            )
 
     def update(self, table: str, where: dict, values: dict) -> int:
         sets = ", ".join(f"{k} = ?" for k in values)

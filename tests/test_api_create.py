@@ -592,6 +592,21 @@ def test_express_code_unknown_or_of_the_wrong_type_is_3015(
     assert response.headers["x-sim-error"].startswith(f"{field}:")
 
 
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b2b_body(warehouse_id="WH-NOPE", carrier_id="NOPE"), 3014),
+        (b2b_body(carrier_id="NOPE", lines=[("SKU-NOPE", 1)]), 3015),
+        (b2b_body(lines=[("SKU-NOPE", 1)], doc_no="FIRST-ONE"), 3013),
+    ],
+    ids=["warehouse before express", "express before SKU", "SKU before number"],
+)
+def test_a_create_wrong_in_several_ways_names_the_first_check(api, body, code):
+    api.create("wms", b2b_body(doc_no="FIRST-ONE"))
+
+    assert error_code(api.create("wms", body)) == code
+
+
 def test_express_code_of_the_right_type_is_accepted(api):
     assert api.create("oms", b2c_body(express_code="SPX")).status_code == 200
     assert api.create("wms", b2b_body(carrier_id="BARAKA")).status_code == 200

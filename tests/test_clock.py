@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from itertools import pairwise
 
 import pytest
@@ -28,9 +29,11 @@ from conftest import (
 )
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.app import create_app
-from simulator.clock import jakarta_text
+from simulator.clock import JAKARTA, jakarta_text, parse_iso_utc, parse_jakarta_text
 from simulator.config import Config
 
 # 2022-07-15T04:00:00Z, 11:00:00 in Jakarta.
@@ -526,3 +529,38 @@ def test_freeze_at_start_comes_from_the_config():
         }
     finally:
         close_app(app)
+
+
+# -- reading the layouts back -----------------------------------------------------
+
+_LAYOUTS = [
+    (parse_iso_utc, "%Y-%m-%dT%H:%M:%SZ", UTC),
+    (parse_jakarta_text, "%Y-%m-%d %H:%M:%S", JAKARTA),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9998, 1, 1)),
+    layout=st.sampled_from(_LAYOUTS),
+)
+def test_a_time_reads_back_as_strptime_reads_it(moment, layout):
+    parse, spelled, zone = layout
+    text = moment.strftime(spelled)
+
+    expected = datetime.strptime(text, spelled).replace(tzinfo=zone).timestamp()
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2022-7-5T4:0:0Z", "2022-13-01T00:00:00Z", "2023-02-29T00:00:00Z", "", "x"],
+)
+def test_what_strptime_reads_or_refuses_is_read_or_refused_alike(text):
+    try:
+        expected = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        with pytest.raises(ValueError):
+            parse_iso_utc(text)
+    else:
+        assert parse_iso_utc(text) == expected.replace(tzinfo=UTC).timestamp()

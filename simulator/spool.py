@@ -1,0 +1,226 @@
+"""Journal entries on their way into the journal table.
+
+Writing each answered request into SQLite on its own costs a transaction:
+under ``--workers`` a turn on the lock every writer of the file queues on,
+and a commit that empties the page cache of every other process. So a
+request's entry is only appended to a spool, and the journal moves spooled
+entries into its table in batches: whenever somebody reads the journal,
+every so often from a background thread, and once a spool holds enough.
+
+Two spools, one interface:
+
+- :class:`MemorySpool`, a list in this process, when nothing else could
+  read it (a simulator without a database file);
+- :class:`FileSpool`, with a database file: one append-only file per process
+  in a folder beside it (``FILE-requests/``), so that any process reading
+  the journal takes every entry another process spooled before it answered,
+  and a ``kill -9`` loses none of them.
+
+A spool file holds one JSON document per line. Its writer holds a shared
+``flock`` on it for as long as it writes there; a file whose lock is free
+and whose entries are all in the table is removed. How far each file has
+been taken is kept in the ``journal_spools`` table, in the same transaction
+as the entries taken, so no entry is taken twice or lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+# A process starts a new spool file past this size; the old one goes once
+# it has been taken whole.
+ROTATE_BYTES = 4 * 1024 * 1024
+SUFFIX = ".jsonl"
+
+
+@dataclass
+class Batch:
+    """Entries taken from a spool, and what to do once they are committed."""
+
+    entries: list[dict] = field(default_factory=list)
+    # FileSpool: file name -> offset up to which it is now taken.
+    offsets: dict[str, int] = field(default_factory=dict)
+    # FileSpool: files nobody writes any more, taken whole: remove them.
+    finished: list[str] = field(default_factory=list)
+
+
+class MemorySpool:
+    """Entries in this process's memory, for a simulator with no file."""
+
+    def __init__(self) -> None:
+        self._entries: list[dict] = []
+        self._lock = threading.Lock()
+
+    def append(self, entry: dict) -> None:
+        with self._lock:
+            self._entries.append(entry)
+
+    def pending(self, store) -> int:
+        """About how many entries wait (0: certainly none)."""
+        return len(self._entries)
+
+    def take(self, store) -> Batch:
+        with self._lock:
+            entries, self._entries = self._entries, []
+        return Batch(entries=entries)
+
+    def taken(self, store, batch: Batch) -> None:
+        pass
+
+    def give_back(self, batch: Batch) -> None:
+        """The batch was not committed: it waits again, ahead of newer ones."""
+        with self._lock:
+            self._entries[:0] = batch.entries
+
+    def close(self) -> None:
+        pass
+
+
+class FileSpool:
+    """One append-only file per process in ``folder``, for a database file."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        os.makedirs(folder, exist_ok=True)
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+        self._size = 0
+
+    # -- writing (any process)
+    def append(self, entry: dict) -> None:
+        # ASCII JSON: no raw newline inside, and a lone surrogate (a body
+        # that is not Unicode) survives the round trip as an escape.
+        data = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            fd = self._own_file()
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+            self._size += written
+
+    def _own_file(self) -> int:
+        if self._fd is not None and self._pid == os.getpid():
+            if self._size < ROTATE_BYTES:
+                return self._fd
+            os.close(self._fd)  # frees its lock: it goes once taken whole
+        import fcntl
+
+        # Locked under a name no reader looks at, then renamed: a reader
+        # never sees a file that is written to without its lock.
+        self._pid = os.getpid()
+        name = f"{self._pid}-{time.time_ns()}"
+        path = os.path.join(self.folder, name)
+        self._fd = os.open(
+            path + ".new", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
+        )
+        fcntl.flock(self._fd, fcntl.LOCK_SH)  # "still written to"
+        os.rename(path + ".new", path + SUFFIX)
+        self._size = 0
+        return self._fd
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None and self._pid == os.getpid():
+                os.close(self._fd)
+            self._fd = None
+
+    # -- taking (inside the journal's transaction)
+    def pending(self, store) -> int:
+        """Bytes spooled and not taken yet, by every process (0: none)."""
+        offsets = self._offsets(store)
+        waiting = 0
+        for name in self._files():
+            try:
+                size = os.stat(os.path.join(self.folder, name)).st_size
+            except FileNotFoundError:  # just taken whole and removed
+                continue
+            waiting += max(0, size - offsets.get(name, 0))
+        return waiting
+
+    def take(self, store) -> Batch:
+        batch = Batch()
+        offsets = self._offsets(store)
+        for name in self._files():
+            with self._reading(name) as (handle, is_finished):
+                if handle is None:
+                    continue
+                start = offsets.get(name, 0)
+                handle.seek(start)
+                data = handle.read()
+            # A line still being written has no newline yet: it waits for
+            # the next batch (a finished file's last bytes never will).
+            end = data.rfind(b"\n") + 1
+            batch.entries.extend(_parse(data[:end], name))
+            if end:
+                batch.offsets[name] = start + end
+            if is_finished:
+                batch.finished.append(name)
+        # Rows of files removed by an earlier batch.
+        gone = set(offsets) - set(self._files())
+        for name in gone:
+            store.execute("DELETE FROM journal_spools WHERE file = ?", (name,))
+        for name, offset in batch.offsets.items():
+            store.execute(
+                "INSERT INTO journal_spools (file, taken) VALUES (?, ?) "
+                "ON CONFLICT (file) DO UPDATE SET taken = excluded.taken",
+                (name, offset),
+            )
+        return batch
+
+    def give_back(self, batch: Batch) -> None:
+        pass  # what was taken is the rolled-back offsets' business
+
+    def taken(self, store, batch: Batch) -> None:
+        """The batch is committed: remove the files nobody writes any more."""
+        for name in batch.finished:
+            try:
+                os.remove(os.path.join(self.folder, name))
+            except FileNotFoundError:
+                pass
+
+    def _files(self) -> list[str]:
+        try:
+            return sorted(n for n in os.listdir(self.folder) if n.endswith(SUFFIX))
+        except FileNotFoundError:
+            return []
+
+    @staticmethod
+    def _offsets(store) -> dict[str, int]:
+        rows = store.rows("SELECT file, taken FROM journal_spools")
+        return {r["file"]: r["taken"] for r in rows}
+
+    @contextmanager
+    def _reading(self, name: str) -> Iterator[tuple]:
+        """The file open for reading, and whether its writer is gone."""
+        import fcntl
+
+        try:
+            handle = open(os.path.join(self.folder, name), "rb")  # noqa: SIM115
+        except FileNotFoundError:
+            yield None, False
+            return
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                finished = True  # no writer holds it: it will not grow
+            except BlockingIOError:
+                finished = False
+            yield handle, finished
+
+
+def _parse(data: bytes, name: str) -> Iterator[dict]:
+    for line in data.splitlines():
+        try:
+            yield json.loads(line)
+        except ValueError:  # cut short by a full disk, say: skip it
+            log.warning("skipped a damaged journal entry in %s", name)

@@ -1,0 +1,252 @@
+"""The request journal's spools: entries spooled, then taken into the table.
+
+A request's journal entry is spooled before its answer leaves, and every
+read of the journal first takes in what every process spooled. These tests
+check that nothing is lost, doubled or left behind: in memory, in files
+written by several processes at once, across a failed transaction, a reset,
+a ``kill -9``, and between the workers of ``serve --workers``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from conftest import b2b_body
+from serving import Api, SimServer, wait_for
+
+from simulator.journal import Journal
+from simulator.spool import FileSpool, MemorySpool
+from simulator.store import Store
+
+
+def entry(n: int, client_id: int = 1, at: float | None = None) -> dict:
+    return {
+        "time": at if at is not None else 1_700_000_000.0 + n,
+        "request_id": f"r{n}",
+        "client_id": client_id,
+        "method": "GET",
+        "path": f"/v3/fulfillment/x/{n}",
+        "status": 200,
+        "code": None,
+        "reason": "",
+        "request_body": "",
+        "response_body": '{"ok": "\\u00e9 \\ud800"}',
+        "duration_ms": 1.0,
+    }
+
+
+def request_ids(journal: Journal) -> list[str]:
+    return [e["request_id"] for e in journal.list(limit=10**6)]
+
+
+# -- in memory --------------------------------------------------------------------
+
+
+def test_a_memory_spool_is_taken_whole_in_order():
+    journal = Journal(Store(), size=100)
+    for n in range(5):
+        journal.record(entry(n, at=1.0))  # one moment: the order is kept
+
+    assert journal.spool.pending(journal.store) == 5
+    assert request_ids(journal) == ["r4", "r3", "r2", "r1", "r0"]
+    assert journal.spool.pending(journal.store) == 0
+
+
+def test_entries_not_committed_wait_for_the_next_take():
+    journal = Journal(Store(), size=100)
+    journal.record(entry(1))
+    journal.store.execute("DROP TABLE journal")  # the insert will fail
+
+    with pytest.raises(sqlite3.OperationalError):
+        journal.take_spooled()
+
+    assert journal.spool.pending(journal.store) == 1
+    journal.store._create_tables()
+    assert request_ids(journal) == ["r1"]
+
+
+def test_a_process_with_nothing_taking_in_the_background_takes_itself(monkeypatch):
+    monkeypatch.setattr("simulator.journal.CHECK_EVERY", 10)
+    journal = Journal(Store(), size=10_000)
+    for n in range(2000):
+        journal.record(entry(n))
+
+    # About 2 kB an entry: past 1 MB, every tenth record looks and takes.
+    assert journal.spool.pending(journal.store) < 600
+    assert journal.store.value("SELECT COUNT(*) FROM journal") > 1400
+
+
+def test_the_table_keeps_the_newest_size_entries():
+    journal = Journal(Store(), size=3)
+    for n in range(10):
+        journal.record(entry(n))
+        if n % 4 == 0:
+            journal.take_spooled()
+
+    assert request_ids(journal) == ["r9", "r8", "r7"]
+
+
+# -- in files ---------------------------------------------------------------------
+
+
+def _append_from_a_process(folder: str, first: int, count: int) -> None:
+    spool = FileSpool(folder)
+    for n in range(first, first + count):
+        spool.append(entry(n))
+    spool.close()
+
+
+def test_entries_spooled_by_many_processes_are_taken_once_each(tmp_path):
+    folder = str(tmp_path / "state.db-requests")
+    journal = Journal(Store(str(tmp_path / "state.db")), 100_000, folder)
+    context = multiprocessing.get_context("spawn")
+    writers = [
+        context.Process(target=_append_from_a_process, args=(folder, i * 1000, 300))
+        for i in range(3)
+    ]
+    for writer in writers:
+        writer.start()
+    # Take while they write: what is half written waits for the next take.
+    while any(w.is_alive() for w in writers):
+        journal.take_spooled()
+        time.sleep(0.005)
+    for writer in writers:
+        writer.join(timeout=60)
+        assert writer.exitcode == 0
+
+    ids = request_ids(journal)
+    expected = {f"r{i * 1000 + n}" for i in range(3) for n in range(300)}
+    assert len(ids) == len(expected) and set(ids) == expected
+    # The writers are gone and everything is in: no file is left.
+    assert [p.name for p in Path(folder).iterdir()] == []
+
+
+def test_a_file_still_written_to_stays_until_its_writer_is_gone(tmp_path):
+    folder = str(tmp_path / "state.db-requests")
+    journal = Journal(Store(str(tmp_path / "state.db")), 100, folder)
+    writer = FileSpool(folder)
+    writer.append(entry(1))
+
+    assert request_ids(journal) == ["r1"]
+    assert len(list(Path(folder).iterdir())) == 1  # its writer holds it
+
+    writer.append(entry(2))
+    writer.close()
+    assert request_ids(journal) == ["r2", "r1"]
+    assert list(Path(folder).iterdir()) == []
+
+
+def test_a_writer_starts_a_new_file_past_the_rotation_size(tmp_path, monkeypatch):
+    monkeypatch.setattr("simulator.spool.ROTATE_BYTES", 2000)
+    folder = str(tmp_path / "state.db-requests")
+    journal = Journal(Store(str(tmp_path / "state.db")), 1000, folder)
+    writer = FileSpool(folder)
+    for n in range(40):
+        writer.append(entry(n))
+    files = list(Path(folder).iterdir())
+    assert len(files) >= 3
+
+    assert len(request_ids(journal)) == 40
+    assert len(list(Path(folder).iterdir())) == 1  # only the one written to
+    writer.close()
+
+
+def test_a_damaged_line_is_skipped_and_the_rest_taken(tmp_path):
+    folder = tmp_path / "state.db-requests"
+    folder.mkdir()
+    good = FileSpool(str(folder))
+    good.append(entry(1))
+    good.close()
+    (folder / "1-1.jsonl").write_bytes(b'{"cut short\n')
+    journal = Journal(Store(str(tmp_path / "state.db")), 100, str(folder))
+
+    assert request_ids(journal) == ["r1"]
+
+
+def test_a_bare_sqlite_store_without_spool_files_takes_nothing(tmp_path):
+    journal = Journal(Store(str(tmp_path / "state.db")), 100, str(tmp_path / "s"))
+    assert journal.take_spooled() == 0
+    assert request_ids(journal) == []
+
+
+def test_what_a_memory_spool_holds_is_counted_in_entries():
+    spool = MemorySpool()
+    spool.append(entry(1))
+    spool.append(entry(2))
+    batch = spool.take(None)
+    assert spool.pending(None) == 0
+    spool.give_back(batch)
+    assert [e["request_id"] for e in spool.take(None).entries] == ["r1", "r2"]
+
+
+# -- real servers -----------------------------------------------------------------
+
+
+def test_every_worker_sees_at_once_what_any_worker_answered(tmp_path):
+    with SimServer(db=tmp_path / "state.db", workers=2) as server:
+        api = Api(server.url)
+        for n in range(30):
+            number = f"SEEN{n:03d}"
+            assert api.create("wms", b2b_body(number)).status_code == 200
+            # Whichever worker answers this, the create is in its journal.
+            found = api.sim("GET", "/requests", params={"limit": 1}).json()
+            (latest,) = found["requests"]
+            assert latest["request_body"]["doc_no"] == number
+        server.stop()
+
+
+def test_requests_spooled_before_a_kill_9_are_in_the_journal_after_restart(
+    tmp_path,
+):
+    db = tmp_path / "state.db"
+    server = SimServer(db=db, workers=2)
+    try:
+        server.start()
+        api = Api(server.url)
+        numbers = [f"KILLED{n:03d}" for n in range(40)]
+        for number in numbers:
+            assert api.create("wms", b2b_body(number)).status_code == 200
+        server.kill()  # before the background takes them all in
+
+        server.start()
+        entries = Api(server.url).sim("GET", "/requests", params={"limit": 500})
+        bodies = [e["request_body"] for e in entries.json()["requests"]]
+        assert sorted(b["doc_no"] for b in bodies) == numbers
+        # Files of processes that are gone go once taken whole.
+        wait_for(
+            lambda: len(os.listdir(f"{db}-requests")) <= 2,
+            10,
+            "the spool files of the killed workers to go",
+        )
+        server.stop()
+    finally:
+        server.close()
+
+
+def test_a_reset_drops_what_was_only_spooled(tmp_path):
+    with SimServer(db=tmp_path / "state.db", workers=2) as server:
+        api = Api(server.url)
+        for n in range(10):
+            api.create("wms", b2b_body(f"RESET{n:03d}"))
+        assert api.sim("POST", "/reset").status_code == 200
+
+        assert api.sim("GET", "/requests").json()["requests"] == []
+        time.sleep(0.6)  # the background takes in every 0.25 s
+        assert api.sim("GET", "/requests").json()["requests"] == []
+        server.stop()
+
+
+def test_the_requests_mark_moves_with_each_answered_request(tmp_path):
+    with SimServer(db=tmp_path / "state.db", workers=2) as server:
+        api = Api(server.url)
+        marks = []
+        for n in range(5):
+            api.detail("wms", f"NONE{n}")
+            marks.append(api.sim("GET", "/changes").json()["marks"]["requests"])
+        assert len(set(marks)) == 5
+        server.stop()
