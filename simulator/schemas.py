@@ -25,9 +25,11 @@ from urllib.parse import urlsplit
 
 from marshmallow import (
     EXCLUDE,
+    RAISE,
     Schema,
     ValidationError,
     fields,
+    missing,
     post_load,
     pre_load,
     validate,
@@ -627,6 +629,51 @@ class _Body(Schema):
     def prepare(self, data: dict) -> dict:
         """Reshape the raw object before its fields are read; by default, none."""
         return data
+
+    def _deserialize(self, data: Any, *, error_store: Any, **options: Any) -> Any:
+        """marshmallow's loop over the fields, without what these bodies never use.
+
+        marshmallow wraps every field in a closure and two more calls for the
+        options of its general case (a collection, partial loading, renamed
+        or dotted fields, unknown fields kept or refused). For one object of
+        plain fields the same steps are done here directly: each field loads
+        its value, or its default when absent, and its errors are stored
+        under its name. Anything else is left to marshmallow.
+        """
+        fields = self._plain_fields
+        if fields is None or not isinstance(data, Mapping) or _general(options):
+            return super()._deserialize(data, error_store=error_store, **options)
+
+        index = options.get("index") if self.opts.index_errors else None
+        loaded = {}
+        for name, field in fields:
+            try:
+                value = field.deserialize(data.get(name, missing), name, data)
+            except ValidationError as error:
+                error_store.store_error(error.messages, name, index=index)
+                value = error.valid_data or missing
+            if value is not missing:
+                loaded[name] = value
+        return loaded
+
+    @functools.cached_property
+    def _plain_fields(self) -> list[tuple[str, fields.Field]] | None:
+        """(name, field) to load, if all are plain: read and stored by name."""
+        pairs = list(self.load_fields.items())
+        plain = all(
+            f.data_key is None and f.attribute is None and "." not in name
+            for name, f in pairs
+        )
+        return pairs if plain else None
+
+
+def _general(options: dict) -> bool:
+    """Whether marshmallow's general case is asked for."""
+    return (
+        options.get("many", False)
+        or options.get("partial") is not None
+        or options.get("unknown", RAISE) != EXCLUDE
+    )
 
 
 class B2CLineSchema(_Body):

@@ -8,6 +8,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from marshmallow import Schema, ValidationError
 from werkzeug.datastructures import MultiDict
 
 from simulator.errors import InvalidInput
@@ -22,6 +25,7 @@ from simulator.schemas import (
     StockQuerySchema,
     StockSetSchema,
     StockWarehouseQuerySchema,
+    _Body,
     load_body,
     load_query,
 )
@@ -1094,3 +1098,63 @@ def test_advance_one_step_without_lines_runs_it_in_full():
 )
 def test_advance_refuses_a_bad_shape(body, reason):
     assert refusal(AdvanceSchema, body) == reason
+
+
+# -- the fields' loop, done without marshmallow's general case --------------------
+
+_BODY_SCHEMAS = [
+    B2BCreateSchema,
+    B2CCreateSchema,
+    CancelSchema,
+    ClientSchema,
+    AdvanceSchema,
+]
+_ODD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=False),
+    st.text(max_size=60),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+)
+
+
+def _outcome(schema: type, body: object) -> tuple:
+    try:
+        return ("loaded", schema().load(body))
+    except ValidationError as error:
+        return ("refused", error.messages, error.valid_data)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    schema=st.sampled_from(_BODY_SCHEMAS),
+    changes=st.dictionaries(st.text(max_size=25), _ODD_VALUES, max_size=4),
+    dropped=st.sets(st.integers(min_value=0, max_value=40), max_size=4),
+    line_changes=st.dictionaries(st.text(max_size=12), _ODD_VALUES, max_size=2),
+)
+def test_the_lean_field_loop_loads_and_refuses_as_marshmallow_does(
+    schema, changes, dropped, line_changes
+):
+    body = {
+        B2BCreateSchema: sample("create_b2b_request.json"),
+        B2CCreateSchema: sample("create_b2c_request.json"),
+        CancelSchema: sample("cancel_request.json"),
+    }.get(schema, {"order_no": "A1", "warehouse_id": "WH-TGR04", "to": "SHIPPED"})
+    # The object whose fields change: the body, or the cancellation in it.
+    target = body.get("data", {}).get("cancellation", body)
+    keys = sorted(target)
+    for n in dropped:
+        if n < len(keys):
+            target.pop(keys[n], None)
+    target.update(changes)
+    if isinstance(body.get("details"), list) and body["details"]:
+        body["details"][0] = {**body["details"][0], **line_changes}
+
+    lean = _outcome(schema, copy.deepcopy(body))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_Body, "_deserialize", Schema._deserialize)
+        general = _outcome(schema, copy.deepcopy(body))
+
+    assert lean == general
