@@ -73,6 +73,7 @@ class Journal:
                 entries = sorted(batch.entries, key=lambda e: e["time"])
                 self.store.insert_many("journal", entries)
                 if entries:
+                    self.store.move_shared_mark("requests")
                     newest = self.store.value("SELECT MAX(id) FROM journal")
                     self.store.execute(
                         "DELETE FROM journal WHERE id <= ?", (newest - self.size,)

@@ -250,3 +250,23 @@ def test_the_requests_mark_moves_with_each_answered_request(tmp_path):
             marks.append(api.sim("GET", "/changes").json()["marks"]["requests"])
         assert len(set(marks)) == 5
         server.stop()
+
+
+def test_the_requests_mark_moves_once_per_batch_not_per_line(tmp_path):
+    path = str(tmp_path / "state.db")
+    Store(path).close()
+    old = sqlite3.connect(path)  # as files from before had it: a trigger per line
+    old.execute(
+        "CREATE TRIGGER change_marks_journal_insert AFTER INSERT ON journal "
+        "BEGIN INSERT INTO change_marks VALUES (0, 'requests', 1) "
+        "ON CONFLICT (client_id, area) DO UPDATE SET n = n + 1; END"
+    )
+    old.commit()
+    old.close()
+
+    journal = Journal(Store(path), 100, str(tmp_path / "spool"))
+    for n in range(5):
+        journal.record(entry(n))
+    journal.take_spooled()
+
+    assert journal.store.change_marks()["requests"] == 1
