@@ -7,6 +7,7 @@ second simulator in the same process) gets clean state without a restart.
 from __future__ import annotations
 
 import hmac
+import importlib.util
 import itertools
 import json
 import logging
@@ -31,6 +32,10 @@ from .webhooks import Dispatcher, Outbox
 from .workers import Workers
 
 log = logging.getLogger("simulator.http")
+
+# Not on every system (not on Windows): there, one process only, with its
+# journal spool in memory.
+HAS_FLOCK = importlib.util.find_spec("fcntl") is not None
 
 SHIPPER_PREFIX = "/v3/"
 
@@ -79,8 +84,8 @@ class Simulator:
         self.faults = Faults()
         self.dispatcher = Dispatcher(self.outbox, self.clock, config, self.faults)
         # With a file, every process's spool is a file beside it, which any
-        # process reading the journal takes in.
-        spool = f"{config.db_path}-requests" if config.db_path else None
+        # process reading the journal takes in (where files can be locked).
+        spool = f"{config.db_path}-requests" if config.db_path and HAS_FLOCK else None
         self.journal = Journal(self.store, config.journal_size, spool)
         self.workers = Workers(
             self.backend,
