@@ -28,7 +28,7 @@ TAKE_EVERY = 0.25
 # grown past SELF_TAKE_BYTES (nobody took them: no background running) and
 # takes them itself then.
 CHECK_EVERY = 256
-SELF_TAKE_BYTES = 1024 * 1024
+SELF_TAKE_BYTES = 4 * 1024 * 1024
 
 
 class Journal:

@@ -72,6 +72,7 @@ def test_entries_not_committed_wait_for_the_next_take():
 
 def test_a_process_with_nothing_taking_in_the_background_takes_itself(monkeypatch):
     monkeypatch.setattr("simulator.journal.CHECK_EVERY", 10)
+    monkeypatch.setattr("simulator.journal.SELF_TAKE_BYTES", 1024 * 1024)
     journal = Journal(Store(), size=10_000)
     for n in range(2000):
         journal.record(entry(n))
