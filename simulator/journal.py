@@ -61,29 +61,27 @@ class Journal:
     def take_spooled(self) -> int:
         """Move what every process spooled into the table; how many entries.
 
-        In one transaction with the entries' ids, in the order they were
+        In one transaction: the entries, with ids in the order they were
         answered, and the trim to ``size``.
         """
         if not self.spool.pending(self.store):
             return 0
-        batch = None
-        try:
-            with self.store.transaction():
-                batch = self.spool.take(self.store)
-                entries = sorted(batch.entries, key=lambda e: e["time"])
-                self.store.insert_many("journal", entries)
-                if entries:
-                    self.store.move_shared_mark("requests")
-                    newest = self.store.value("SELECT MAX(id) FROM journal")
-                    self.store.execute(
-                        "DELETE FROM journal WHERE id <= ?", (newest - self.size,)
-                    )
-        except BaseException:
-            if batch is not None:
-                self.spool.give_back(batch)
-            raise
-        self.spool.taken(self.store, batch)
-        return len(entries)
+        with self.store.transaction():
+            batch = self.spool.take(self.store)
+            # Once the outermost transaction (a reset's, say) has committed,
+            # not before: a rollback leaves every entry waiting, as it was.
+            self.store.when_done(
+                lambda: self.spool.taken(self.store, batch),
+                lambda: self.spool.give_back(batch),
+            )
+            self.store.insert_many("journal", batch.entries)
+            if batch.entries:
+                self.store.move_shared_mark("requests")
+                newest = self.store.value("SELECT MAX(id) FROM journal")
+                self.store.execute(
+                    "DELETE FROM journal WHERE id <= ?", (newest - self.size,)
+                )
+        return len(batch.entries)
 
     # -- in the background
     def start(self, every: float = TAKE_EVERY) -> None:

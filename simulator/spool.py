@@ -95,38 +95,59 @@ class FileSpool:
         self._fd: int | None = None
         self._pid = 0
         self._size = 0
+        # A write failed part way (a full disk): the next line starts anew.
+        self._cut_short = False
 
     # -- writing (any process)
     def append(self, entry: dict) -> None:
         # ASCII JSON: no raw newline inside, and a lone surrogate (a body
-        # that is not Unicode) survives the round trip as an escape.
-        data = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+        # that is not Unicode) survives the round trip as an escape. "_at":
+        # when it was answered, to put every process's entries in one order.
+        line = json.dumps({**entry, "_at": time.time_ns()}, separators=(",", ":"))
+        data = (line + "\n").encode()
         with self._lock:
             fd = self._own_file()
+            if self._cut_short:  # end the line a failed write left behind
+                data = b"\n" + data
             written = 0
-            while written < len(data):
-                written += os.write(fd, data[written:])
+            try:
+                while written < len(data):
+                    written += os.write(fd, data[written:])
+            except OSError:
+                self._cut_short = self._cut_short or written > 0
+                raise
+            self._cut_short = False
             self._size += written
 
     def _own_file(self) -> int:
         if self._fd is not None and self._pid == os.getpid():
-            if self._size < ROTATE_BYTES:
+            if self._size < ROTATE_BYTES and os.fstat(self._fd).st_nlink:
                 return self._fd
-            os.close(self._fd)  # frees its lock: it goes once taken whole
+            if not os.fstat(self._fd).st_nlink:
+                log.warning(
+                    "the journal's spool file went from %s; starting another",
+                    self.folder,
+                )
+            fd, self._fd = self._fd, None
+            os.close(fd)  # frees its lock: it goes once taken whole
         import fcntl
 
         # Locked under a name no reader looks at, then renamed: a reader
         # never sees a file that is written to without its lock.
-        self._pid = os.getpid()
-        name = f"{self._pid}-{time.time_ns()}"
+        os.makedirs(self.folder, exist_ok=True)
+        name = f"{os.getpid()}-{time.time_ns()}"
         path = os.path.join(self.folder, name)
-        self._fd = os.open(
+        fd = os.open(
             path + ".new", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
         )
-        fcntl.flock(self._fd, fcntl.LOCK_SH)  # "still written to"
-        os.rename(path + ".new", path + SUFFIX)
-        self._size = 0
-        return self._fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # "still written to"
+            os.rename(path + ".new", path + SUFFIX)
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd, self._pid, self._size, self._cut_short = fd, os.getpid(), 0, False
+        return fd
 
     def close(self) -> None:
         with self._lock:
@@ -148,6 +169,15 @@ class FileSpool:
         return waiting
 
     def take(self, store) -> Batch:
+        """Every entry answered before this take began, in the order answered.
+
+        An entry answered after it began (written, or still being written)
+        waits for the next take, and so does whatever follows it in its
+        file: so two requests of which one was answered before the other
+        was sent never get their ids the wrong way round, whichever
+        processes answered them and whichever takes take them in.
+        """
+        began = time.time_ns()
         batch = Batch()
         offsets = self._offsets(store)
         for name in self._files():
@@ -157,14 +187,13 @@ class FileSpool:
                 start = offsets.get(name, 0)
                 handle.seek(start)
                 data = handle.read()
-            # A line still being written has no newline yet: it waits for
-            # the next batch (a finished file's last bytes never will).
-            end = data.rfind(b"\n") + 1
-            batch.entries.extend(_parse(data[:end], name))
-            if end:
-                batch.offsets[name] = start + end
+            entries, length = _answered_before(data, began, is_finished, name)
+            batch.entries.extend(entries)
+            if length:
+                batch.offsets[name] = start + length
             if is_finished:
                 batch.finished.append(name)
+        batch.entries.sort(key=lambda e: e.pop("_at", 0))
         # Rows of files removed by an earlier batch.
         gone = set(offsets) - set(self._files())
         for name in gone:
@@ -187,6 +216,8 @@ class FileSpool:
                 os.remove(os.path.join(self.folder, name))
             except FileNotFoundError:
                 pass
+            except OSError as exc:  # it stays, and is read again for nothing
+                log.warning("could not remove a finished spool file: %s", exc)
 
     def _files(self) -> list[str]:
         try:
@@ -218,9 +249,36 @@ class FileSpool:
             yield handle, finished
 
 
-def _parse(data: bytes, name: str) -> Iterator[dict]:
-    for line in data.splitlines():
-        try:
-            yield json.loads(line)
-        except ValueError:  # cut short by a full disk, say: skip it
-            log.warning("skipped a damaged journal entry in %s", name)
+# An entry stamped this much later than a take began can only mean that the
+# system clock was set back since: it is taken at once, not left waiting.
+CLOCK_SET_BACK_NS = 5 * 10**9
+
+
+def _answered_before(
+    data: bytes, began: int, is_finished: bool, name: str
+) -> tuple[list[dict], int]:
+    """The whole lines of ``data`` up to the first answered at ``began`` or
+    later (all of a finished file's); and how many bytes they take."""
+    entries: list[dict] = []
+    length = 0
+    # A line still being written has no newline yet.
+    for line in data[: data.rfind(b"\n") + 1].splitlines(keepends=True):
+        entry = _parse(line, name)
+        if entry is not None and not is_finished:
+            answered = entry.get("_at", 0)
+            if began <= answered < began + CLOCK_SET_BACK_NS:
+                break
+        if entry is not None:
+            entries.append(entry)
+        length += len(line)
+    return entries, length
+
+
+def _parse(line: bytes, name: str) -> dict | None:
+    if not line.strip():
+        return None
+    try:
+        return json.loads(line)
+    except ValueError:  # cut short by a full disk, say: skip it
+        log.warning("skipped a damaged journal entry in %s", name)
+        return None

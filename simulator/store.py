@@ -19,7 +19,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import IO, Any
 
@@ -403,6 +403,7 @@ class Store:
         self.db = sqlite_utils.Database(conn)
         self._lock = threading.RLock()
         self._depth = 0
+        self._when_done: list[tuple[Callable[[], None], Callable[[], None]]] = []
         # Other processes write the same file: take turns with them first.
         self._writers = WriterQueue(path) if shared and path else None
         # Why the last write failed in SQLite itself (a full disk, say), until
@@ -513,6 +514,7 @@ class Store:
             with self.writers_turn():
                 self.db.conn.execute("BEGIN IMMEDIATE")
                 self._depth = 1
+                self._when_done = []
                 try:
                     yield self
                     self.db.conn.execute("COMMIT")
@@ -520,11 +522,29 @@ class Store:
                     self._note_failure(exc)
                     if self.db.conn.in_transaction:
                         self.db.conn.execute("ROLLBACK")
+                    self._finish(committed=False)
                     raise
                 else:
                     self.failure = None
+                    self._finish(committed=True)
                 finally:
                     self._depth = 0
+
+    def when_done(self, committed: Callable[[], None], rolled_back: Callable[[], None]):
+        """Call one of two once the transaction under way ends (inside one only).
+
+        For what lies outside the database: files to remove once a commit
+        made them useless, entries to hold on to again if it never came.
+        """
+        self._when_done.append((committed, rolled_back))
+
+    def _finish(self, committed: bool) -> None:
+        done, self._when_done = self._when_done, []
+        for on_commit, on_rollback in done:
+            try:
+                (on_commit if committed else on_rollback)()
+            except Exception:  # the transaction's outcome stands regardless
+                log.exception("a step after the transaction ended failed")
 
     def space_hint(self) -> str:
         """The question to ask when SQLite cannot write."""

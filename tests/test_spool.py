@@ -19,6 +19,7 @@ import pytest
 from conftest import b2b_body
 from serving import Api, SimServer, wait_for
 
+from simulator.errors import ControlError
 from simulator.journal import Journal
 from simulator.spool import FileSpool, MemorySpool
 from simulator.store import Store
@@ -90,6 +91,33 @@ def test_the_table_keeps_the_newest_size_entries():
             journal.take_spooled()
 
     assert request_ids(journal) == ["r9", "r8", "r7"]
+
+
+def test_memory_keeps_the_order_answered_whatever_the_clock_says():
+    journal = Journal(Store(), size=100)
+    for n, at in enumerate([5.0, 1.0, 3.0]):  # a clock frozen, moved back
+        journal.record(entry(n, at=at))
+
+    assert request_ids(journal) == ["r2", "r1", "r0"]
+
+
+@pytest.mark.parametrize("spooled_in", ["memory", "files"])
+def test_a_transaction_that_takes_and_then_fails_leaves_every_entry_waiting(
+    tmp_path, spooled_in
+):
+    folder = str(tmp_path / "spool") if spooled_in == "files" else None
+    journal = Journal(Store(str(tmp_path / "state.db")), 100, folder)
+    writer = FileSpool(folder) if folder else journal.spool
+    for n in range(3):
+        writer.append(entry(n))
+    writer.close()  # a process that is gone: its file goes once taken
+
+    with pytest.raises(ControlError):
+        with journal.store.transaction():  # as a reset of an unknown client
+            journal.take_spooled()
+            raise ControlError("no client 999999", status=404)
+
+    assert request_ids(journal) == ["r2", "r1", "r0"]
 
 
 # -- in files ---------------------------------------------------------------------
@@ -271,3 +299,123 @@ def test_the_requests_mark_moves_once_per_batch_not_per_line(tmp_path):
     journal.take_spooled()
 
     assert journal.store.change_marks()["requests"] == 1
+
+
+def test_a_line_a_full_disk_cut_short_costs_only_itself(tmp_path, monkeypatch):
+    folder = str(tmp_path / "spool")
+    journal = Journal(Store(str(tmp_path / "state.db")), 100, folder)
+    writer = FileSpool(folder)
+    writer.append(entry(1))
+    real_write = os.write
+
+    calls = []
+
+    def half_then_full(fd, data):  # as write(2) does when the disk fills
+        calls.append(len(data))
+        if len(calls) > 1:
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data[: len(data) // 2])
+
+    monkeypatch.setattr("simulator.spool.os.write", half_then_full)
+    with pytest.raises(OSError):
+        writer.append(entry(2))
+    monkeypatch.setattr("simulator.spool.os.write", real_write)
+    writer.append(entry(3))
+
+    assert request_ids(journal) == ["r3", "r1"]
+    writer.close()
+
+
+def test_a_spool_folder_removed_under_a_writer_is_made_again(tmp_path, caplog):
+    folder = tmp_path / "spool"
+    journal = Journal(Store(str(tmp_path / "state.db")), 100, str(folder))
+    writer = FileSpool(str(folder))
+    writer.append(entry(1))
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+
+    writer.append(entry(2))
+
+    assert request_ids(journal) == ["r2"]  # r1 went with the folder
+    assert "spool file went" in caplog.text
+    writer.close()
+
+
+def test_a_writer_that_cannot_open_its_next_file_closes_nothing_else(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr("simulator.spool.ROTATE_BYTES", 1)
+    folder = tmp_path / "spool"
+    journal = Journal(Store(str(tmp_path / "state.db")), 100, str(folder))
+    writer = FileSpool(str(folder))
+    writer.append(entry(1))
+    real_open = os.open
+
+    def no_new_spool_files(path, *args, **kwargs):
+        if str(path).startswith(str(folder)):
+            raise OSError(24, "Too many open files", path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("simulator.spool.os.open", no_new_spool_files)
+    with pytest.raises(OSError):
+        writer.append(entry(2))  # closes the full file, cannot open the next
+    # The number the old file had is handed out again, to somebody else.
+    bystander = real_open(os.devnull, os.O_RDONLY)
+    for n in range(3, 5):
+        with pytest.raises(OSError):
+            writer.append(entry(n))
+    os.fstat(bystander)  # still open
+    os.close(bystander)
+    monkeypatch.setattr("simulator.spool.os.open", real_open)
+    writer.append(entry(5))
+
+    assert request_ids(journal) == ["r5", "r1"]
+    writer.close()
+
+
+def test_a_finished_file_that_cannot_be_removed_leaves_the_journal_readable(
+    tmp_path, monkeypatch, caplog
+):
+    folder = str(tmp_path / "spool")
+    journal = Journal(Store(str(tmp_path / "state.db")), 100, folder)
+    writer = FileSpool(folder)
+    writer.append(entry(1))
+    writer.close()
+
+    def refuse(path):
+        raise PermissionError(1, "Operation not permitted", path)
+
+    monkeypatch.setattr("simulator.spool.os.remove", refuse)
+    assert request_ids(journal) == ["r1"]
+    assert "could not remove" in caplog.text
+    monkeypatch.undo()
+    writer = FileSpool(folder)
+    writer.append(entry(2))
+    assert request_ids(journal) == ["r2", "r1"]
+    writer.close()
+
+
+def test_an_entry_answered_after_a_take_began_waits_with_what_follows_it(
+    tmp_path, monkeypatch
+):
+    folder = str(tmp_path / "spool")
+    journal = Journal(Store(str(tmp_path / "state.db")), 100, folder)
+    start = 1_000 * 10**9
+    clock = [start]
+    monkeypatch.setattr("simulator.spool.time.time_ns", lambda: clock[0])
+    first, second, third = FileSpool(folder), FileSpool(folder), FileSpool(folder)
+    ms = 10**6
+    for spool, n, at in ((first, 1, 0), (second, 2, 1 * ms), (third, 3, 3 * ms)):
+        clock[0] = start + at
+        spool.append(entry(n))
+    # Stamped before r3 but written after it, by another thread of the third.
+    clock[0] = start + 3 * ms // 2
+    third.append(entry(4))
+
+    clock[0] = start + 2 * ms  # the take begins after r1, r2 and r4
+    assert request_ids(journal) == ["r2", "r1"]
+    clock[0] = start + 1000 * ms
+    assert request_ids(journal) == ["r3", "r4", "r2", "r1"]
+    for spool in (first, second, third):
+        spool.close()
