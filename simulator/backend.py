@@ -386,12 +386,14 @@ class Backend:
         )
 
     def _check_skus(self, client: dict, warehouse_id: str, lines: list[dict]):
+        skus = sorted({line["sku"] for line in lines})
         held = {
             r["sku"]: r
             for r in self.store.rows(
                 "SELECT sku, sku_descr, receipt_date FROM stock "
-                "WHERE client_id = ? AND warehouse_id = ?",
-                (client["client_id"], warehouse_id),
+                "WHERE client_id = ? AND warehouse_id = ? "
+                f"AND sku IN ({', '.join('?' for _ in skus)})",
+                (client["client_id"], warehouse_id, *skus),
             )
         }
         for i, line in enumerate(lines):
@@ -448,13 +450,7 @@ class Backend:
             if carrier is None:
                 self._refuse_express(kind, express_code)
             held = self._check_skus(client, warehouse_id, body["details"])
-            if self._find_order(client["client_id"], warehouse_id, order_no):
-                raise ShipperError(
-                    3011,
-                    f"{NUMBER_FIELD[kind]}: {order_no!r} already exists in "
-                    f"{warehouse_id} for this client",
-                )
-
+            # A number already taken: the unique index refuses the insert.
             if kind == "B2C":
                 order["fo_number"] = self._fo_number(now)
             order["id"] = self._insert_order(order)
@@ -532,8 +528,13 @@ class Backend:
         try:
             return self.store.insert("orders", row)
         except sqlite3.IntegrityError as exc:
-            # The unique index is the last word on order numbers.
-            raise ShipperError(3011, f"{row['order_no']!r} already exists") from exc
+            # The unique index is the word on order numbers, whichever of two
+            # concurrent creates commits first.
+            raise ShipperError(
+                3011,
+                f"{NUMBER_FIELD[row['kind']]}: {row['order_no']!r} already exists "
+                f"in {row['warehouse_id']} for this client",
+            ) from exc
 
     def _insert_lines(
         self, order_id: int, kind: str, details: list[dict], held: dict

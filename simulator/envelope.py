@@ -20,11 +20,11 @@ def now() -> float:
     return time.time()
 
 
+_PHRASES = {s.value: s.phrase for s in HTTPStatus}
+
+
 def reason_phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+    return _PHRASES.get(status, "Unknown")
 
 
 def metadata(path: str, status: int) -> dict:

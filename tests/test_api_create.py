@@ -489,7 +489,12 @@ def test_duplicate_number_in_the_same_warehouse_is_3011(api):
 def test_duplicate_b2b_doc_no_is_3011(api):
     api.create_ok("wms", b2b_body())
 
-    assert error_code(api.create("wms", b2b_body())) == 3011
+    response = api.create("wms", b2b_body())
+
+    assert error_code(response) == 3011
+    assert response.headers["x-sim-error"] == (
+        "doc_no: 'ERP-SO-0042' already exists in WH-TGR04 for this client"
+    )
 
 
 def test_b2b_and_b2c_share_one_number_space_per_warehouse(api):
