@@ -28,6 +28,9 @@ TAKE_EVERY = 0.25
 # grown past SELF_TAKE_BYTES (nobody took them: no background running) and
 # takes them itself then.
 CHECK_EVERY = 256
+# Every so many turns the background also removes the spool files of
+# processes that are gone, when every line of them is in already.
+TIDY_EVERY = 20
 SELF_TAKE_BYTES = 4 * 1024 * 1024
 
 
@@ -97,14 +100,19 @@ class Journal:
             self._thread.join(timeout=10)
         try:
             self.take_spooled()
+            self.spool.tidy(self.store)
         except Exception as exc:  # a closed or full store: the spool keeps them
             log.warning("could not move spooled requests into the journal: %s", exc)
         self.spool.close()
 
     def _loop(self, every: float) -> None:
+        turns = 0
         while not self._stop.wait(every):
+            turns += 1
             try:
                 self.take_spooled()
+                if turns % TIDY_EVERY == 0:
+                    self.spool.tidy(self.store)
             except Exception as exc:  # a full disk, say: the next turn retries
                 log.warning("could not move spooled requests into the journal: %s", exc)
 

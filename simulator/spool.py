@@ -76,6 +76,9 @@ class MemorySpool:
     def taken(self, store, batch: Batch) -> None:
         pass
 
+    def tidy(self, store) -> None:
+        pass
+
     def give_back(self, batch: Batch) -> None:
         """The batch was not committed: it waits again, ahead of newer ones."""
         with self._lock:
@@ -218,6 +221,18 @@ class FileSpool:
                 pass
             except OSError as exc:  # it stays, and is read again for nothing
                 log.warning("could not remove a finished spool file: %s", exc)
+
+    def tidy(self, store) -> None:
+        """Remove the files taken whole whose writer is gone (with no new
+        lines, no take would look at them)."""
+        offsets = self._offsets(store)
+        for name in self._files():
+            with self._reading(name) as (handle, is_finished):
+                whole = handle is not None and (
+                    os.fstat(handle.fileno()).st_size == offsets.get(name, 0)
+                )
+            if is_finished and whole:
+                self.taken(store, Batch(finished=[name]))
 
     def _files(self) -> list[str]:
         try:

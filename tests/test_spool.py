@@ -419,3 +419,30 @@ def test_an_entry_answered_after_a_take_began_waits_with_what_follows_it(
     assert request_ids(journal) == ["r3", "r4", "r2", "r1"]
     for spool in (first, second, third):
         spool.close()
+
+
+def test_files_taken_whole_go_once_their_writer_is_gone(tmp_path):
+    folder = tmp_path / "spool"
+    journal = Journal(Store(str(tmp_path / "state.db")), 100, str(folder))
+    writer = FileSpool(str(folder))
+    writer.append(entry(1))
+    assert request_ids(journal) == ["r1"]  # taken while still written to
+    writer.close()
+
+    assert len(list(folder.iterdir())) == 1  # nothing new: no take looks
+    journal.spool.tidy(journal.store)
+    assert list(folder.iterdir()) == []
+
+
+def test_a_stopped_server_leaves_no_spool_files(tmp_path):
+    db = tmp_path / "state.db"
+    with SimServer(db=db, workers=2) as server:
+        api = Api(server.url)
+        for n in range(20):
+            api.detail("wms", f"NONE{n}")
+        api.sim("GET", "/requests")  # every line is in: nothing left to take
+        assert server.stop() == 0
+
+    assert os.listdir(f"{db}-requests") == []
+    with sqlite3.connect(db) as stored:
+        assert stored.execute("SELECT COUNT(*) FROM journal").fetchone() == (20,)
