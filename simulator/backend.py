@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from typing import NoReturn
 
 from . import views
 from .clock import JAKARTA, Clock
@@ -377,7 +378,7 @@ class Backend:
         return carrier if allowed else None
 
     @staticmethod
-    def _refuse_express(kind: str, code: str) -> None:
+    def _refuse_express(kind: str, code: str) -> NoReturn:
         wanted = EXPRESS_TYPE[kind]
         raise ShipperError(
             3015,

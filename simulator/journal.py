@@ -53,13 +53,10 @@ class Journal:
             entry[key] = text
         self.spool.append(entry)
         self._appended += 1
-        if self._appended % CHECK_EVERY == 0 and self._spooled() >= SELF_TAKE_BYTES:
+        if self._appended % CHECK_EVERY != 0:
+            return
+        if self.spool.spooled_bytes(self.store) >= SELF_TAKE_BYTES:
             self.take_spooled()
-
-    def _spooled(self) -> int:
-        waiting = self.spool.pending(self.store)
-        # A memory spool counts entries: about 2 kB each.
-        return waiting * 2048 if isinstance(self.spool, MemorySpool) else waiting
 
     def take_spooled(self) -> int:
         """Move what every process spooled into the table; how many entries.

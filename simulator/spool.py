@@ -65,8 +65,12 @@ class MemorySpool:
             self._entries.append(entry)
 
     def pending(self, store) -> int:
-        """About how many entries wait (0: certainly none)."""
+        """How many entries wait (0: none)."""
         return len(self._entries)
+
+    def spooled_bytes(self, store) -> int:
+        """About how much the waiting entries hold (2 kB an entry)."""
+        return len(self._entries) * 2048
 
     def take(self, store) -> Batch:
         with self._lock:
@@ -124,9 +128,10 @@ class FileSpool:
 
     def _own_file(self) -> int:
         if self._fd is not None and self._pid == os.getpid():
-            if self._size < ROTATE_BYTES and os.fstat(self._fd).st_nlink:
+            removed = not os.fstat(self._fd).st_nlink
+            if self._size < ROTATE_BYTES and not removed:
                 return self._fd
-            if not os.fstat(self._fd).st_nlink:
+            if removed:
                 log.warning(
                     "the journal's spool file went from %s; starting another",
                     self.folder,
@@ -171,6 +176,8 @@ class FileSpool:
             waiting += max(0, size - offsets.get(name, 0))
         return waiting
 
+    spooled_bytes = pending
+
     def take(self, store) -> Batch:
         """Every entry answered before this take began, in the order answered.
 
@@ -183,7 +190,8 @@ class FileSpool:
         began = time.time_ns()
         batch = Batch()
         offsets = self._offsets(store)
-        for name in self._files():
+        files = self._files()
+        for name in files:
             with self._reading(name) as (handle, is_finished):
                 if handle is None:
                     continue
@@ -198,7 +206,7 @@ class FileSpool:
                 batch.finished.append(name)
         batch.entries.sort(key=lambda e: e.pop("_at", 0))
         # Rows of files removed by an earlier batch.
-        gone = set(offsets) - set(self._files())
+        gone = set(offsets) - set(files)
         for name in gone:
             store.execute("DELETE FROM journal_spools WHERE file = ?", (name,))
         for name, offset in batch.offsets.items():
