@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -38,6 +39,12 @@ from .statuses import (
 from .store import ACTIVITY_TABLES, Store, dumps
 
 log = logging.getLogger(__name__)
+
+# What a process read of master data (a key's client, a client's warehouses,
+# a carrier) it keeps until the store's master version moves, and at most
+# this long (seconds): enough for a change made past the simulator (in a
+# sqlite3 shell, say) to be seen soon.
+MASTER_KEPT_FOR = 1.0
 
 NUMBER_FIELD = {"B2C": "so_number", "B2B": "doc_no"}
 EXPRESS_FIELD = {"B2C": "express_code", "B2B": "carrier_id"}
@@ -70,6 +77,8 @@ class Backend:
         self.clock = clock
         self.fixtures = fixtures
         self.rng = random.Random(config.seed)
+        self._master: dict = {}
+        self._master_read: tuple = (None, 0.0)
 
         # Checked and loaded in one transaction: several worker processes
         # opening one new file load the fixtures once.
@@ -214,9 +223,29 @@ class Backend:
         ):
             self.store.execute(sql, (client_id,))
 
+    def _kept_master(self) -> dict:
+        """Master data read since the master version last moved (see store)."""
+        version = self.store.master_version()
+        if version is None:  # changed in the open transaction: keep nothing
+            return {}
+        now = time.monotonic()
+        read_version, read_at = self._master_read
+        if version != read_version or now - read_at > MASTER_KEPT_FOR:
+            self._master, self._master_read = {}, (version, now)
+        return self._master
+
     # -- clients
     def client_by_key(self, api_key: str) -> dict | None:
-        return self.store.row("SELECT * FROM clients WHERE api_key = ?", (api_key,))
+        kept = self._kept_master()
+        client = kept.get(("key", api_key))
+        if client is None:
+            client = self.store.row(
+                "SELECT * FROM clients WHERE api_key = ?", (api_key,)
+            )
+            if client is None:  # unknown keys are not kept: there is no end to them
+                return None
+            kept[("key", api_key)] = client
+        return dict(client)
 
     def client(self, client_id: int) -> dict:
         found = self.store.row(
@@ -246,12 +275,18 @@ class Backend:
             "from_fixtures": bool(client["from_fixtures"]),
         }
 
-    def client_warehouses(self, client_id: int) -> set[str]:
-        rows = self.store.rows(
-            "SELECT warehouse_id FROM client_warehouses WHERE client_id = ?",
-            (client_id,),
-        )
-        return {r["warehouse_id"] for r in rows}
+    def client_warehouses(self, client_id: int) -> frozenset[str]:
+        kept = self._kept_master()
+        found = kept.get(("warehouses", client_id))
+        if found is None:
+            rows = self.store.rows(
+                "SELECT warehouse_id FROM client_warehouses WHERE client_id = ?",
+                (client_id,),
+            )
+            found = kept[("warehouses", client_id)] = frozenset(
+                r["warehouse_id"] for r in rows
+            )
+        return found
 
     def add_client(self, data: dict) -> dict:
         with self.store.transaction():
@@ -369,12 +404,17 @@ class Backend:
 
     def _express(self, kind: str, code: str) -> dict | None:
         """The carrier of an express code, if this kind of order may use it."""
-        carrier = self.store.row(
-            "SELECT * FROM carriers WHERE express_code = ?", (code,)
-        )
-        allowed = carrier is not None and (
-            EXPRESS_TYPE[kind] in carrier["express_type"].split(",")
-        )
+        kept = self._kept_master()
+        carrier = kept.get(("carrier", code))
+        if carrier is None:
+            carrier = self.store.row(
+                "SELECT * FROM carriers WHERE express_code = ?", (code,)
+            )
+            if carrier is None:
+                return None
+            kept[("carrier", code)] = carrier
+        carrier = dict(carrier)
+        allowed = EXPRESS_TYPE[kind] in carrier["express_type"].split(",")
         return carrier if allowed else None
 
     @staticmethod

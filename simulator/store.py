@@ -307,6 +307,12 @@ CHANGE_MARKS_SQL = [
     "DROP TRIGGER IF EXISTS change_marks_journal_insert",
 ]
 
+# Master data: read on every request, changed only by the control API, a
+# reset or the fixtures. Any change to them, by any code and in any process,
+# moves the store's master version (see Store.master_version), so that a
+# process may keep what it read of them until then.
+MASTER_TABLES = ("clients", "client_warehouses", "carriers", "warehouses")
+
 # Tables that hold what happened, as opposed to master data.
 ACTIVITY_TABLES = (
     "order_lines",
@@ -340,6 +346,29 @@ def claim_database(path: str) -> IO | None:
         handle.close()
         return None
     return handle
+
+
+class MasterVersion:
+    """Eight random bytes in ``PATH-master``, drawn anew after each change.
+
+    Written after the change commits, so a process that read the old bytes
+    before reading master data reads new ones afterwards, however the
+    writers of several processes interleave: no lock, no lost update.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(
+            f"{os.path.realpath(path)}-master", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+        )
+
+    def read(self) -> bytes:
+        return os.pread(self._fd, 8, 0)
+
+    def move(self) -> None:
+        os.pwrite(self._fd, os.urandom(8), 0)
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 class WriterQueue:
@@ -406,6 +435,12 @@ class Store:
         self._when_done: list[tuple[Callable[[], None], Callable[[], None]]] = []
         # Other processes write the same file: take turns with them first.
         self._writers = WriterQueue(path) if shared and path else None
+        # The master version: in a file when other processes share the
+        # database, else in memory. A master table changed in the open
+        # transaction (or statement) moves it once that ends.
+        self._master_file = MasterVersion(path) if shared and path else None
+        self._master_local = 0
+        self._master_touched = False
         # Why the last write failed in SQLite itself (a full disk, say), until
         # one succeeds again; the health check reports it.
         self.failure: str | None = None
@@ -421,6 +456,7 @@ class Store:
             conn.execute("PRAGMA synchronous=OFF")
         conn.execute("PRAGMA foreign_keys=OFF")
         self._create_tables()
+        self._watch_master_tables()
 
     def _create_tables(self) -> None:
         for name, spec in SCHEMA.items():
@@ -435,6 +471,41 @@ class Store:
                     self.execute(sql)
             for sql in CHANGE_MARKS_SQL:
                 self.execute(sql)
+
+    def _watch_master_tables(self) -> None:
+        # Temporary triggers: this connection's own, calling back into Python.
+        conn = self.db.conn
+        conn.create_function("sim_master_touched", 0, self._touch_master)
+        for table in MASTER_TABLES:
+            for event in ("INSERT", "UPDATE", "DELETE"):
+                conn.execute(
+                    f"CREATE TEMP TRIGGER IF NOT EXISTS master_{table}_{event.lower()} "
+                    f"AFTER {event} ON main.{table} "
+                    "BEGIN SELECT sim_master_touched(); END"
+                )
+
+    def _touch_master(self) -> None:
+        self._master_touched = True
+
+    def _move_master_if_touched(self) -> None:
+        # After the commit (or rollback): see MasterVersion.
+        if self._master_touched:
+            self._master_touched = False
+            self._master_local += 1
+            if self._master_file is not None:
+                self._master_file.move()
+
+    def master_version(self) -> tuple[int, bytes] | None:
+        """A value that changes whenever master data (MASTER_TABLES) changed.
+
+        Read it before reading master data: what was read stays valid until
+        it changes. None inside a transaction that changed master data: what
+        it reads is not committed yet, so there is nothing to keep.
+        """
+        if self._master_touched:
+            return None
+        shared = self._master_file.read() if self._master_file is not None else b""
+        return self._master_local, shared
 
     def mark_changed(self, client_id: int | None = None) -> None:
         """Move the marks of one client and the shared ones, or all of them.
@@ -481,6 +552,8 @@ class Store:
             self.db.conn.close()
             if self._writers is not None:
                 self._writers.close()
+            if self._master_file is not None:
+                self._master_file.close()
 
     def leave_checkpoints_to_background(self) -> None:
         """Commits stop copying the WAL back: a :class:`Checkpointer` does it.
@@ -529,6 +602,7 @@ class Store:
                     self._finish(committed=True)
                 finally:
                     self._depth = 0
+                    self._move_master_if_touched()
 
     def when_done(self, committed: Callable[[], None], rolled_back: Callable[[], None]):
         """Call one of two once the transaction under way ends (inside one only).
@@ -580,7 +654,11 @@ class Store:
     # -- writing (call inside a transaction)
     def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
         with self._lock:
-            return self.db.conn.execute(sql, params)
+            try:
+                return self.db.conn.execute(sql, params)
+            finally:
+                if not self._depth:  # a statement of its own: it has ended
+                    self._move_master_if_touched()
 
     def insert(self, table: str, row: dict) -> int:
         columns = ", ".join(row)
