@@ -182,28 +182,31 @@ def create_app(config: Config | None = None) -> Flask:
 def _register_hooks(app: Flask, simulator: Simulator) -> None:
     @app.before_request
     def start_request():
-        g.request_id = request_ids.next()
-        g.started = time.perf_counter()
-        if request.path.startswith("/_sim") and simulator.config.admin_token:
+        state = g._get_current_object()
+        state.request_id = request_ids.next()
+        state.started = time.perf_counter()
+        if simulator.config.admin_token and request.path.startswith("/_sim"):
             return _require_admin_token(simulator.config.admin_token)
         return None
 
     @app.after_request
     def finish_request(response):
-        response.headers["x-request-id"] = g.get("request_id") or request_ids.next()
-        if g.get("set_admin_cookie"):
+        # Read often below: the objects behind the proxies, looked up once.
+        state, req = g._get_current_object(), request._get_current_object()
+        response.headers["x-request-id"] = state.get("request_id") or request_ids.next()
+        if state.get("set_admin_cookie"):
             response.set_cookie(
-                ADMIN_COOKIE, g.set_admin_cookie, httponly=True, samesite="Strict"
+                ADMIN_COOKIE, state.set_admin_cookie, httponly=True, samesite="Strict"
             )
-        reason = g.get("sim_reason")
+        reason = state.get("sim_reason")
         if reason:
             # Header values must be latin-1, on one line and free of control
             # characters (a reason can quote a client's "\r" or "\x00").
             safe = reason.encode("latin-1", "replace").decode("latin-1")
             safe = re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", safe)
             response.headers["x-sim-error"] = safe[:500]
-        if request.path.startswith(SHIPPER_PREFIX):
-            _journal(simulator, response, reason)
+        if req.path.startswith(SHIPPER_PREFIX):
+            _journal(simulator, req, state, response, reason)
         return response
 
     @app.errorhandler(HTTPException)
@@ -281,22 +284,23 @@ def _envelope_or_json(code: int, status: int):
     return envelope.error(path, code, status)
 
 
-def _journal(simulator: Simulator, response, reason: str | None) -> None:
-    req = request._get_current_object()  # read often below: no proxy each time
+def _journal(simulator: Simulator, req, state, response, reason: str | None) -> None:
+    """Journal the request (``req``, with ``state``: flask's request and g)."""
     status = response.status_code
     body_text = response.get_data(as_text=True) if response.is_json else ""
     code = _error_code(body_text) if body_text and status >= 400 else None
     query = req.query_string.decode("latin-1")
-    duration_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1e3
+    started = state.get("started")
+    duration_ms = (time.perf_counter() - started) * 1e3 if started else 0.0
     try:
-        unreadable = g.get("body_unreadable")
+        unreadable = state.get("body_unreadable")
         request_text = "" if unreadable else req.get_data(cache=True, as_text=True)
     except Exception:  # a body too large to read is not journalled
         request_text = ""
-    client = g.get("client")
+    client = state.get("client")
     entry = {
         "time": simulator.clock.now(),
-        "request_id": g.get("request_id", ""),
+        "request_id": state.get("request_id", ""),
         "client_id": client["client_id"] if client else None,
         "method": req.method,
         "path": req.path + (f"?{query}" if query else ""),

@@ -45,13 +45,14 @@ class Journal:
 
     def record(self, entry: dict) -> None:
         """Spool one answered request; it is in the table by the next read."""
-        entry = dict(entry)
+        cut = {}
         for key, limit in BODY_LIMITS.items():
             text = entry.get(key) or ""
             if len(text) > limit:
                 text = text[:limit] + f"... ({len(text)} characters)"
-            entry[key] = text
-        self.spool.append(entry)
+            if text is not entry.get(key):
+                cut[key] = text
+        self.spool.append({**entry, **cut} if cut else entry)
         self._appended += 1
         if self._appended % CHECK_EVERY != 0:
             return

@@ -110,8 +110,9 @@ class FileSpool:
         # ASCII JSON: no raw newline inside, and a lone surrogate (a body
         # that is not Unicode) survives the round trip as an escape. "_at":
         # when it was answered, to put every process's entries in one order.
-        line = json.dumps({**entry, "_at": time.time_ns()}, separators=(",", ":"))
-        data = (line + "\n").encode()
+        line = json.dumps(entry, separators=(",", ":"))
+        rest = f",{line[1:]}" if len(line) > 2 else "}"
+        data = f'{{"_at":{time.time_ns()}{rest}\n'.encode()
         with self._lock:
             fd = self._own_file()
             if self._cut_short:  # end the line a failed write left behind

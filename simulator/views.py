@@ -63,6 +63,10 @@ def references(order: dict) -> dict:
 
 def list_record(order: dict) -> dict:
     """One entry of the list endpoint (SPEC 3.5)."""
+    return _record(order, jakarta_text(order_time_ts(order)))
+
+
+def _record(order: dict, order_time: str) -> dict:
     return {
         "order_no": order["order_no"],
         "order_type": order["kind"],
@@ -71,7 +75,7 @@ def list_record(order: dict) -> dict:
         "consignee_id": "",
         "consignee_name": "",
         "release_status": is_in_wms(order),
-        "order_time": jakarta_text(order_time_ts(order)),
+        "order_time": order_time,
         "wave_no": "",
         **references(order),
         "consignee_address_1": "",
@@ -127,9 +131,9 @@ def wms_line(line: dict, pack_id: str) -> dict:
 
 def wms_detail(order: dict, lines: list[dict]) -> dict:
     """``data.outbound`` of the WMS detail endpoint (SPEC 3.6)."""
-    record = list_record(order)
+    # The list's record, but for the time's format.
+    record = _record(order, iso_utc(order_time_ts(order)))
     record.update(consignee(order))
-    record["order_time"] = iso_utc(order_time_ts(order))
     record["delivery_no"] = order["delivery_no"] or "*"
     record.update(UDFS)
     record["notes"] = notes(order)
