@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 
 from .spool import FileSpool, MemorySpool
 from .store import Store
@@ -21,24 +22,31 @@ log = logging.getLogger(__name__)
 # A request body is kept whole up to this size (a 500-line order fits), so a
 # verification can match any of its fields; answers are cut sooner.
 BODY_LIMITS = {"request_body": 128_000, "response_body": 4000}
-# Spooled entries move into the table at least this often (seconds) while
-# the simulator's background runs, whether or not anybody reads them.
-TAKE_EVERY = 0.25
+# A read of the journal always takes in what is spooled first. Besides, while
+# the simulator's background runs, it looks every LOOK_EVERY seconds and
+# takes spooled entries in once they hold TAKE_BYTES, or once TAKE_EVERY
+# seconds have passed since the last take. Of what one take finds, only the
+# newest ``size`` entries are read whole and stored: the older ones would be
+# pushed out of the table at once. So under a steady load most entries
+# never cost a parse or an insert.
+LOOK_EVERY = 0.25
+TAKE_EVERY = 5.0
+TAKE_BYTES = 16 * 1024 * 1024
 # A process that appends this many entries looks whether the spools have
 # grown past SELF_TAKE_BYTES (nobody took them: no background running) and
 # takes them itself then.
 CHECK_EVERY = 256
-# Every so many turns the background also removes the spool files of
+SELF_TAKE_BYTES = 2 * TAKE_BYTES
+# Every so many looks the background also removes the spool files of
 # processes that are gone, when every line of them is in already.
 TIDY_EVERY = 20
-SELF_TAKE_BYTES = 4 * 1024 * 1024
 
 
 class Journal:
     def __init__(self, store: Store, size: int, spool_folder: str | None = None):
         self.store = store
         self.size = size
-        self.spool = FileSpool(spool_folder) if spool_folder else MemorySpool()
+        self.spool = FileSpool(spool_folder) if spool_folder else MemorySpool(size)
         self._appended = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -68,7 +76,7 @@ class Journal:
         if not self.spool.pending(self.store):
             return 0
         with self.store.transaction():
-            batch = self.spool.take(self.store)
+            batch = self.spool.take(self.store, keep=self.size)
             # Once the outermost transaction (a reset's, say) has committed,
             # not before: a rollback leaves every entry waiting, as it was.
             self.store.when_done(
@@ -85,7 +93,7 @@ class Journal:
         return len(batch.entries)
 
     # -- in the background
-    def start(self, every: float = TAKE_EVERY) -> None:
+    def start(self, every: float = LOOK_EVERY) -> None:
         self._thread = threading.Thread(
             target=self._loop, args=(every,), name="shipper-sim-journal", daemon=True
         )
@@ -104,11 +112,16 @@ class Journal:
         self.spool.close()
 
     def _loop(self, every: float) -> None:
-        turns = 0
+        turns, last_take = 0, time.monotonic()
         while not self._stop.wait(every):
             turns += 1
             try:
-                self.take_spooled()
+                if (
+                    time.monotonic() - last_take >= TAKE_EVERY
+                    or self.spool.spooled_bytes(self.store) >= TAKE_BYTES
+                ):
+                    last_take = time.monotonic()
+                    self.take_spooled()
                 if turns % TIDY_EVERY == 0:
                     self.spool.tidy(self.store)
             except Exception as exc:  # a full disk, say: the next turn retries

@@ -54,15 +54,23 @@ class Batch:
 
 
 class MemorySpool:
-    """Entries in this process's memory, for a simulator with no file."""
+    """Entries in this process's memory, for a simulator with no file.
 
-    def __init__(self) -> None:
+    With ``keep``, it holds at most about twice that many: the journal's
+    table keeps only its newest ``keep`` entries, and every entry here is
+    newer than those in the table, so the older ones would never stay.
+    """
+
+    def __init__(self, keep: int | None = None) -> None:
         self._entries: list[dict] = []
         self._lock = threading.Lock()
+        self._keep = keep
 
     def append(self, entry: dict) -> None:
         with self._lock:
             self._entries.append(entry)
+            if self._keep and len(self._entries) > 2 * self._keep:
+                del self._entries[: -self._keep]
 
     def pending(self, store) -> int:
         """How many entries wait (0: none)."""
@@ -72,10 +80,11 @@ class MemorySpool:
         """About how much the waiting entries hold (2 kB an entry)."""
         return len(self._entries) * 2048
 
-    def take(self, store) -> Batch:
+    def take(self, store, keep: int | None = None) -> Batch:
+        """Every entry, or the newest ``keep`` (the others are dropped)."""
         with self._lock:
             entries, self._entries = self._entries, []
-        return Batch(entries=entries)
+        return Batch(entries=entries[-keep:] if keep else entries)
 
     def taken(self, store, batch: Batch) -> None:
         pass
@@ -179,7 +188,7 @@ class FileSpool:
 
     spooled_bytes = pending
 
-    def take(self, store) -> Batch:
+    def take(self, store, keep: int | None = None) -> Batch:
         """Every entry answered before this take began, in the order answered.
 
         An entry answered after it began (written, or still being written)
@@ -187,11 +196,15 @@ class FileSpool:
         file: so two requests of which one was answered before the other
         was sent never get their ids the wrong way round, whichever
         processes answered them and whichever takes take them in.
+
+        With ``keep``, only the newest ``keep`` of them are read whole; the
+        others are passed over (and count as taken).
         """
         began = time.time_ns()
         batch = Batch()
         offsets = self._offsets(store)
         files = self._files()
+        stamped: list[tuple[int, bytes, str]] = []
         for name in files:
             with self._reading(name) as (handle, is_finished):
                 if handle is None:
@@ -199,13 +212,18 @@ class FileSpool:
                 start = offsets.get(name, 0)
                 handle.seek(start)
                 data = handle.read()
-            entries, length = _answered_before(data, began, is_finished, name)
-            batch.entries.extend(entries)
+            lines, length = _answered_before(data, began, is_finished, name)
+            stamped.extend((at, line, name) for at, line in lines)
             if length:
                 batch.offsets[name] = start + length
             if is_finished:
                 batch.finished.append(name)
-        batch.entries.sort(key=lambda e: e.pop("_at", 0))
+        stamped.sort(key=lambda s: s[0])
+        for _, line, name in stamped[-keep:] if keep else stamped:
+            entry = _parse(line, name)
+            if entry is not None:
+                entry.pop("_at", None)
+                batch.entries.append(entry)
         # Rows of files removed by an earlier batch.
         gone = set(offsets) - set(files)
         for name in gone:
@@ -280,22 +298,40 @@ CLOCK_SET_BACK_NS = 5 * 10**9
 
 def _answered_before(
     data: bytes, began: int, is_finished: bool, name: str
-) -> tuple[list[dict], int]:
+) -> tuple[list[tuple[int, bytes]], int]:
     """The whole lines of ``data`` up to the first answered at ``began`` or
-    later (all of a finished file's); and how many bytes they take."""
-    entries: list[dict] = []
+    later (all of a finished file's), each with when it was answered; and
+    how many bytes they take."""
+    lines: list[tuple[int, bytes]] = []
     length = 0
     # A line still being written has no newline yet.
     for line in data[: data.rfind(b"\n") + 1].splitlines(keepends=True):
-        entry = _parse(line, name)
-        if entry is not None and not is_finished:
-            answered = entry.get("_at", 0)
+        answered = _answered_at(line, name)
+        if answered is not None and not is_finished:
             if began <= answered < began + CLOCK_SET_BACK_NS:
                 break
-        if entry is not None:
-            entries.append(entry)
+        if answered is not None:
+            lines.append((answered, line))
         length += len(line)
-    return entries, length
+    return lines, length
+
+
+_STAMP = b'{"_at":'
+
+
+def _answered_at(line: bytes, name: str) -> int | None:
+    """A line's "_at", read without parsing the line when it comes first (as
+    it does in lines written by this version); None for a damaged line."""
+    if line.startswith(_STAMP):
+        end = line.find(b",", len(_STAMP))
+        if end < 0:
+            end = line.find(b"}", len(_STAMP))
+        try:
+            return int(line[len(_STAMP) : end])
+        except ValueError:
+            pass
+    entry = _parse(line, name)
+    return None if entry is None else entry.get("_at", 0)
 
 
 def _parse(line: bytes, name: str) -> dict | None:

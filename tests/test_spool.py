@@ -9,6 +9,7 @@ a ``kill -9``, and between the workers of ``serve --workers``.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import sqlite3
@@ -19,6 +20,7 @@ import pytest
 from conftest import b2b_body
 from serving import Api, SimServer, wait_for
 
+from simulator import spool as spool_module
 from simulator.errors import ControlError
 from simulator.journal import Journal
 from simulator.spool import FileSpool, MemorySpool
@@ -197,6 +199,91 @@ def test_a_damaged_line_is_skipped_and_the_rest_taken(tmp_path):
     assert request_ids(journal) == ["r1"]
 
 
+def test_a_take_reads_whole_only_the_entries_the_table_keeps(tmp_path, monkeypatch):
+    folder = str(tmp_path / "state.db-requests")
+    journal = Journal(Store(str(tmp_path / "state.db")), 5, folder)
+    for first in (0, 100, 200):  # three processes, gone, answering in turn
+        writer = FileSpool(folder)
+        for n in range(first, first + 8):
+            writer.append(entry(n))
+        writer.close()
+    parsed = []
+    real_parse = spool_module._parse
+    monkeypatch.setattr(
+        spool_module,
+        "_parse",
+        lambda line, name: parsed.append(line) or real_parse(line, name),
+    )
+
+    assert journal.take_spooled() == 5
+    assert len(parsed) == 5  # the 19 older ones were passed over, unread
+    assert request_ids(journal) == ["r207", "r206", "r205", "r204", "r203"]
+    assert journal.spool.pending(journal.store) == 0
+    assert list(Path(folder).iterdir()) == []  # taken whole, and removed
+
+
+def test_lines_of_files_written_before_their_stamp_came_first_are_taken(tmp_path):
+    folder = tmp_path / "state.db-requests"
+    folder.mkdir()
+    old = [
+        json.dumps({**entry(n), "_at": 1_000 + n}, separators=(",", ":"))
+        for n in (2, 1)
+    ]
+    (folder / "1-1.jsonl").write_text("\n".join(old) + "\n")
+    writer = FileSpool(str(folder))
+    writer.append(entry(3))
+    writer.close()
+    journal = Journal(Store(str(tmp_path / "state.db")), 2, str(folder))
+
+    assert request_ids(journal) == ["r3", "r2"]  # r1 was answered first
+
+
+def test_a_memory_spool_holds_at_most_about_twice_what_the_table_keeps():
+    journal = Journal(Store(), size=10)
+    for n in range(1000):
+        journal.record(entry(n))
+
+    assert journal.spool.pending(journal.store) <= 20
+    assert request_ids(journal) == [f"r{n}" for n in range(999, 989, -1)]
+
+
+def _background_took(store: Store, folder: str, within: float) -> bool:
+    """Whether a journal's background, started now, takes anything in soon."""
+    journal = Journal(store, 100, folder)
+    journal.start(every=0.02)
+    try:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if store.value("SELECT COUNT(*) FROM journal"):
+                return True
+            time.sleep(0.02)
+        return False
+    finally:
+        journal._stop.set()
+        journal._thread.join(timeout=10)
+
+
+def test_the_background_takes_once_enough_is_spooled(tmp_path, monkeypatch):
+    monkeypatch.setattr("simulator.journal.TAKE_EVERY", 3600)
+    monkeypatch.setattr("simulator.journal.TAKE_BYTES", 1000)  # 4 lines
+    store, folder = Store(str(tmp_path / "state.db")), str(tmp_path / "s")
+    writer = FileSpool(folder)
+    writer.append(entry(1))
+    assert not _background_took(store, folder, within=0.3)  # too little
+
+    for n in range(2, 12):
+        writer.append(entry(n))
+    assert _background_took(store, folder, within=5)
+
+
+def test_the_background_takes_what_waited_long_enough(tmp_path, monkeypatch):
+    monkeypatch.setattr("simulator.journal.TAKE_EVERY", 0.2)
+    store, folder = Store(str(tmp_path / "state.db")), str(tmp_path / "s")
+    FileSpool(folder).append(entry(1))
+
+    assert _background_took(store, folder, within=5)
+
+
 def test_a_bare_sqlite_store_without_spool_files_takes_nothing(tmp_path):
     journal = Journal(Store(str(tmp_path / "state.db")), 100, str(tmp_path / "s"))
     assert journal.take_spooled() == 0
@@ -265,8 +352,9 @@ def test_a_reset_drops_what_was_only_spooled(tmp_path):
         assert api.sim("POST", "/reset").status_code == 200
 
         assert api.sim("GET", "/requests").json()["requests"] == []
-        time.sleep(0.6)  # the background takes in every 0.25 s
-        assert api.sim("GET", "/requests").json()["requests"] == []
+        api.detail("wms", "AFTER-RESET")  # and a take after it finds only this
+        (after,) = api.sim("GET", "/requests").json()["requests"]
+        assert after["path"].endswith("/AFTER-RESET")
         server.stop()
 
 
