@@ -23,6 +23,7 @@ import struct
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from concurrent.futures import Future
 from dataclasses import replace
@@ -61,8 +62,11 @@ def prepare_database(config: Config) -> Config:
     )
 
 
-def run_background(config: Config, parent_pid: int) -> None:
-    """The one process that sends webhooks and runs timed steps."""
+def run_background(config: Config, parent_pid: int, ready=None) -> None:
+    """The one process that sends webhooks and runs timed steps.
+
+    ``ready`` (an Event) is set once a SIGTERM would stop it cleanly.
+    """
     from .app import Simulator
 
     logging.basicConfig(level=logging.WARNING)
@@ -70,6 +74,8 @@ def run_background(config: Config, parent_pid: int) -> None:
     # (SIGINT is ignored from the start: see serve_production).
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    if ready is not None:
+        ready.set()
 
     simulator = Simulator(replace(config, start_workers=False))
     simulator.start()
@@ -293,6 +299,7 @@ class Background:
         self.config = config
         self.arbiter_pid = arbiter_pid
         self.process: multiprocessing.process.BaseProcess | None = None
+        self._ready = None  # set by the process once it can take a SIGTERM
         self._stopping = threading.Event()
         self._lock = threading.Lock()
 
@@ -311,9 +318,11 @@ class Background:
         ).start()
 
     def _spawn(self) -> multiprocessing.process.BaseProcess:
-        process = multiprocessing.get_context("spawn").Process(
+        context = multiprocessing.get_context("spawn")
+        self._ready = context.Event()
+        process = context.Process(
             target=run_background,
-            args=(self.config, self.arbiter_pid),
+            args=(self.config, self.arbiter_pid, self._ready),
             name="shipper-sim-background",
             daemon=True,
         )
@@ -341,9 +350,15 @@ class Background:
     def stop(self) -> None:
         with self._lock:
             self._stopping.set()
-        process = self.process
+        process, ready = self.process, self._ready
         if process is None:
             return
+        # A SIGTERM that came while it was still starting would end it before
+        # its stop takes the journal's last lines in: wait until it can.
+        deadline = time.monotonic() + BACKGROUND_STOP_TIMEOUT
+        while process.is_alive() and time.monotonic() < deadline:
+            if ready.wait(0.05):
+                break
         process.terminate()
         process.join(timeout=BACKGROUND_STOP_TIMEOUT)
         if process.is_alive():

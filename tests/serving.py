@@ -94,8 +94,10 @@ class SimServer:
         db: str | Path | None = None,
         workers: int = 1,
         port: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.options = list(options)
+        self.env = {**os.environ, **env} if env else None
         self.db = str(db) if db is not None else None
         self.workers = workers
         self.port = port or free_port()
@@ -128,6 +130,7 @@ class SimServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=self.env,
             )
         self.wait_ready(timeout)
         return self

@@ -344,6 +344,33 @@ def test_requests_spooled_before_a_kill_9_are_in_the_journal_after_restart(
         server.close()
 
 
+SLOW_BACKGROUND_START = """\
+import sys, time
+if "--multiprocessing-fork" in sys.argv:  # the background process only
+    time.sleep(1.5)
+"""
+
+
+def test_a_server_stopped_while_its_background_starts_leaves_no_spool_files(
+    tmp_path,
+):
+    # A SIGTERM that reaches the background process before it can handle one
+    # waits for it: the stop still takes the last lines in and tidies.
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "sitecustomize.py").write_text(SLOW_BACKGROUND_START)
+    db = tmp_path / "state.db"
+    with SimServer(db=db, workers=2, env={"PYTHONPATH": str(slow)}) as server:
+        api = Api(server.url)
+        for n in range(6):
+            api.detail("wms", f"EARLY{n}")
+        assert server.stop() == 0
+
+    assert os.listdir(f"{db}-requests") == []
+    with sqlite3.connect(db) as stored:
+        assert stored.execute("SELECT COUNT(*) FROM journal").fetchone() == (6,)
+
+
 def test_a_reset_drops_what_was_only_spooled(tmp_path):
     with SimServer(db=tmp_path / "state.db", workers=2) as server:
         api = Api(server.url)
