@@ -106,6 +106,8 @@ class Journal:
             self._thread.join(timeout=10)
         try:
             self.take_spooled()
+            # This process's own file too, once it lets go of it.
+            self.spool.close()
             self.spool.tidy(self.store)
         except Exception as exc:  # a closed or full store: the spool keeps them
             log.warning("could not move spooled requests into the journal: %s", exc)

@@ -65,6 +65,10 @@ class MemorySpool:
         self._entries: list[dict] = []
         self._lock = threading.Lock()
         self._keep = keep
+        # Taken by a transaction that has not ended yet: still waiting, for
+        # a reader (a failed reset gives them back, and a reader that saw
+        # none would read the table without them).
+        self._in_flight = 0
 
     def append(self, entry: dict) -> None:
         with self._lock:
@@ -73,8 +77,8 @@ class MemorySpool:
                 del self._entries[: -self._keep]
 
     def pending(self, store) -> int:
-        """How many entries wait (0: none)."""
-        return len(self._entries)
+        """How many entries wait, taken or not, until committed (0: none)."""
+        return len(self._entries) + self._in_flight
 
     def spooled_bytes(self, store) -> int:
         """About how much the waiting entries hold (2 kB an entry)."""
@@ -84,10 +88,13 @@ class MemorySpool:
         """Every entry, or the newest ``keep`` (the others are dropped)."""
         with self._lock:
             entries, self._entries = self._entries, []
-        return Batch(entries=entries[-keep:] if keep else entries)
+            batch = Batch(entries=entries[-keep:] if keep else entries)
+            self._in_flight += len(batch.entries)
+        return batch
 
     def taken(self, store, batch: Batch) -> None:
-        pass
+        with self._lock:
+            self._in_flight -= len(batch.entries)
 
     def tidy(self, store) -> None:
         pass
@@ -96,6 +103,7 @@ class MemorySpool:
         """The batch was not committed: it waits again, ahead of newer ones."""
         with self._lock:
             self._entries[:0] = batch.entries
+            self._in_flight -= len(batch.entries)
 
     def close(self) -> None:
         pass

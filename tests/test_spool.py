@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -83,6 +84,30 @@ def test_a_process_with_nothing_taking_in_the_background_takes_itself(monkeypatc
     # About 2 kB an entry: past 1 MB, every tenth record looks and takes.
     assert journal.spool.pending(journal.store) < 600
     assert journal.store.value("SELECT COUNT(*) FROM journal") > 1400
+
+
+def test_a_read_waits_for_entries_a_failing_transaction_took():
+    # A reset of an unknown client takes what is spooled, then fails and
+    # gives it back: a read meanwhile must not see "nothing spooled" and
+    # read the table without those entries.
+    journal = Journal(Store(), size=100)
+    journal.record(entry(1))
+    taken, seen = threading.Event(), []
+
+    def failing_reset() -> None:
+        with pytest.raises(ControlError), journal.store.transaction():
+            journal.take_spooled()
+            taken.set()
+            time.sleep(0.3)  # the read below comes meanwhile
+            raise ControlError("no client 999999", status=404)
+
+    resetting = threading.Thread(target=failing_reset)
+    resetting.start()
+    assert taken.wait(timeout=10)
+    seen.extend(request_ids(journal))
+    resetting.join(timeout=10)
+
+    assert seen == ["r1"]
 
 
 def test_the_table_keeps_the_newest_size_entries():
@@ -295,9 +320,13 @@ def test_what_a_memory_spool_holds_is_counted_in_entries():
     spool.append(entry(1))
     spool.append(entry(2))
     batch = spool.take(None)
-    assert spool.pending(None) == 0
+    assert spool.pending(None) == 2  # until committed, or given back
     spool.give_back(batch)
-    assert [e["request_id"] for e in spool.take(None).entries] == ["r1", "r2"]
+    assert spool.pending(None) == 2
+    batch = spool.take(None)
+    assert [e["request_id"] for e in batch.entries] == ["r1", "r2"]
+    spool.taken(None, batch)
+    assert spool.pending(None) == 0
 
 
 # -- real servers -----------------------------------------------------------------
@@ -549,9 +578,10 @@ def test_files_taken_whole_go_once_their_writer_is_gone(tmp_path):
     assert list(folder.iterdir()) == []
 
 
-def test_a_stopped_server_leaves_no_spool_files(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_stopped_server_leaves_no_spool_files(tmp_path, workers):
     db = tmp_path / "state.db"
-    with SimServer(db=db, workers=2) as server:
+    with SimServer(db=db, workers=workers) as server:
         api = Api(server.url)
         for n in range(20):
             api.detail("wms", f"NONE{n}")
