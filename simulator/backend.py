@@ -498,13 +498,15 @@ class Backend:
             lines = self._insert_lines(order["id"], kind, body["details"], held)
             self._move_held(order, {}, _still_to_ship(order, lines))
 
-            for event, payload in webhooks:
-                self._enqueue(order, client, event, payload)
+            self.store.insert_many(
+                "deliveries",
+                [self._delivery_row(order, client, e, p) for e, p in webhooks],
+            )
             if kind == "B2B":
                 self._record_event(order["id"], now, "00", order["status"], "status")
             else:
                 self._record_event(order["id"], now, "", "REGISTERED", "registered")
-            scheduled = self._schedule_progression(order, client, now)
+            scheduled = self._schedule_progression(order, client, now, new=True)
 
         if scheduled or self.sends_webhooks(client):
             self.clock.wake()
@@ -1256,8 +1258,13 @@ class Backend:
         mode = "auto" if self.config.auto else client["progression"]
         return mode, delay
 
-    def _schedule_progression(self, order: dict, client: dict, now: float) -> bool:
-        """Plan the order's next timed step if it moves by itself; True if so."""
+    def _schedule_progression(
+        self, order: dict, client: dict, now: float, new: bool = False
+    ) -> bool:
+        """Plan the order's next timed step if it moves by itself; True if so.
+
+        ``new``: the order was just created, so it has no planned step to drop.
+        """
         mode, delay = self.progression_of(order, client)
         if mode == "auto" and order["status"] not in ("CANCELLED", "CLOSED"):
             self.store.execute(
@@ -1265,7 +1272,8 @@ class Backend:
                 (order["id"], now + delay),
             )
             return True
-        self.store.execute("DELETE FROM jobs WHERE order_id = ?", (order["id"],))
+        if not new:
+            self.store.execute("DELETE FROM jobs WHERE order_id = ?", (order["id"],))
         return False
 
     def set_order_progression(self, order_id: int, mode: str) -> dict:
@@ -1343,26 +1351,29 @@ class Backend:
 
     def _enqueue(self, order: dict, client: dict, event: str, payload: str) -> None:
         """Queue a webhook of the order; ``payload`` is its JSON text."""
+        self.store.insert(
+            "deliveries", self._delivery_row(order, client, event, payload)
+        )
+
+    def _delivery_row(self, order: dict, client: dict, event: str, payload: str):
         # A client with no webhook URL has nothing to send to: its deliveries
         # are logged as such at once, not handed to the dispatcher.
         pending = self.sends_webhooks(client)
-        self.store.insert(
-            "deliveries",
-            {
-                "client_id": order["client_id"],
-                "order_id": order["id"],
-                "order_no": order["order_no"],
-                "warehouse_id": order["warehouse_id"],
-                "event": event,
-                "payload": payload,
-                "state": "pending" if pending else "no_url",
-                "attempts": 0,
-                "next_attempt_at": self.clock.now() if pending else None,
-                "created": self.clock.now(),
-                "redelivery_of": None,
-                "unordered": 0,
-            },
-        )
+        now = self.clock.now()
+        return {
+            "client_id": order["client_id"],
+            "order_id": order["id"],
+            "order_no": order["order_no"],
+            "warehouse_id": order["warehouse_id"],
+            "event": event,
+            "payload": payload,
+            "state": "pending" if pending else "no_url",
+            "attempts": 0,
+            "next_attempt_at": now if pending else None,
+            "created": now,
+            "redelivery_of": None,
+            "unordered": 0,
+        }
 
 
 def _still_to_ship(order: dict, lines: list[dict]) -> dict[str, int]:
