@@ -357,15 +357,25 @@ class MasterVersion:
     """
 
     def __init__(self, path: str) -> None:
+        self._path = os.path.realpath(path)
         self._fd = os.open(
-            f"{os.path.realpath(path)}-master", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+            f"{self._path}-master", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
         )
 
     def read(self) -> bytes:
         return os.pread(self._fd, 8, 0)
 
     def move(self) -> None:
-        os.pwrite(self._fd, os.urandom(8), 0)
+        try:
+            os.pwrite(self._fd, os.urandom(8), 0)
+        except OSError as exc:  # the change stands; other processes see it soon
+            log.warning(
+                "could not mark a change of master data in %s-master (%s): "
+                "other processes see it only when they next read master data "
+                "afresh, within a second",
+                self._path,
+                exc,
+            )
 
     def close(self) -> None:
         os.close(self._fd)

@@ -99,6 +99,24 @@ def test_stores_sharing_a_file_see_each_others_master_changes(tmp_path):
         other.close()
 
 
+def test_a_change_that_cannot_be_marked_still_stands(tmp_path, monkeypatch, caplog):
+    path = str(tmp_path / "state.db")
+    store = Store(path, shared=True)
+    try:
+
+        def full_disk(*args):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr("simulator.store.os.pwrite", full_disk)
+        with store.transaction():
+            store.execute("INSERT INTO warehouses VALUES ('WH-X', 'X', 'Kota', 'J')")
+
+        assert store.value("SELECT COUNT(*) FROM warehouses") == 1
+        assert "could not mark a change of master data" in caplog.text
+    finally:
+        store.close()
+
+
 # -- what a process keeps ------------------------------------------------------------
 
 
