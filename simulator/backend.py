@@ -14,10 +14,10 @@ import logging
 import random
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from . import views
 from .clock import JAKARTA, Clock
@@ -234,18 +234,26 @@ class Backend:
             self._master, self._master_read = {}, (version, now)
         return self._master
 
+    def _kept(self, key: tuple, read: Callable[[], Any]) -> Any:
+        """What ``read`` answers, kept until master data changes; None (an
+        unknown key or code, of which there is no end) is not kept."""
+        kept = self._kept_master()
+        found = kept.get(key)
+        if found is None:
+            found = read()
+            if found is not None:
+                kept[key] = found
+        return found
+
     # -- clients
     def client_by_key(self, api_key: str) -> dict | None:
-        kept = self._kept_master()
-        client = kept.get(("key", api_key))
-        if client is None:
-            client = self.store.row(
+        client = self._kept(
+            ("key", api_key),
+            lambda: self.store.row(
                 "SELECT * FROM clients WHERE api_key = ?", (api_key,)
-            )
-            if client is None:  # unknown keys are not kept: there is no end to them
-                return None
-            kept[("key", api_key)] = client
-        return dict(client)
+            ),
+        )
+        return dict(client) if client is not None else None
 
     def client(self, client_id: int) -> dict:
         found = self.store.row(
@@ -276,17 +284,16 @@ class Backend:
         }
 
     def client_warehouses(self, client_id: int) -> frozenset[str]:
-        kept = self._kept_master()
-        found = kept.get(("warehouses", client_id))
-        if found is None:
-            rows = self.store.rows(
-                "SELECT warehouse_id FROM client_warehouses WHERE client_id = ?",
-                (client_id,),
-            )
-            found = kept[("warehouses", client_id)] = frozenset(
-                r["warehouse_id"] for r in rows
-            )
-        return found
+        return self._kept(
+            ("warehouses", client_id),
+            lambda: frozenset(
+                r["warehouse_id"]
+                for r in self.store.rows(
+                    "SELECT warehouse_id FROM client_warehouses WHERE client_id = ?",
+                    (client_id,),
+                )
+            ),
+        )
 
     def add_client(self, data: dict) -> dict:
         with self.store.transaction():
@@ -404,18 +411,16 @@ class Backend:
 
     def _express(self, kind: str, code: str) -> dict | None:
         """The carrier of an express code, if this kind of order may use it."""
-        kept = self._kept_master()
-        carrier = kept.get(("carrier", code))
-        if carrier is None:
-            carrier = self.store.row(
+        carrier = self._kept(
+            ("carrier", code),
+            lambda: self.store.row(
                 "SELECT * FROM carriers WHERE express_code = ?", (code,)
-            )
-            if carrier is None:
-                return None
-            kept[("carrier", code)] = carrier
-        carrier = dict(carrier)
-        allowed = EXPRESS_TYPE[kind] in carrier["express_type"].split(",")
-        return carrier if allowed else None
+            ),
+        )
+        allowed = carrier is not None and (
+            EXPRESS_TYPE[kind] in carrier["express_type"].split(",")
+        )
+        return dict(carrier) if allowed else None
 
     @staticmethod
     def _refuse_express(kind: str, code: str) -> NoReturn:
@@ -506,7 +511,7 @@ class Backend:
                 self._record_event(order["id"], now, "00", order["status"], "status")
             else:
                 self._record_event(order["id"], now, "", "REGISTERED", "registered")
-            scheduled = self._schedule_progression(order, client, now, new=True)
+            scheduled = self._schedule_progression(order, client, now)
 
         if scheduled or self.sends_webhooks(client):
             self.clock.wake()
@@ -1258,13 +1263,8 @@ class Backend:
         mode = "auto" if self.config.auto else client["progression"]
         return mode, delay
 
-    def _schedule_progression(
-        self, order: dict, client: dict, now: float, new: bool = False
-    ) -> bool:
-        """Plan the order's next timed step if it moves by itself; True if so.
-
-        ``new``: the order was just created, so it has no planned step to drop.
-        """
+    def _schedule_progression(self, order: dict, client: dict, now: float) -> bool:
+        """Plan the order's next timed step if it moves by itself; True if so."""
         mode, delay = self.progression_of(order, client)
         if mode == "auto" and order["status"] not in ("CANCELLED", "CLOSED"):
             self.store.execute(
@@ -1272,8 +1272,7 @@ class Backend:
                 (order["id"], now + delay),
             )
             return True
-        if not new:
-            self.store.execute("DELETE FROM jobs WHERE order_id = ?", (order["id"],))
+        self.store.execute("DELETE FROM jobs WHERE order_id = ?", (order["id"],))
         return False
 
     def set_order_progression(self, order_id: int, mode: str) -> dict:

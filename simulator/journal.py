@@ -104,14 +104,13 @@ class Journal:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        # Let go of this process's own file first: taken whole, it goes too.
+        self.spool.close()
         try:
             self.take_spooled()
-            # This process's own file too, once it lets go of it.
-            self.spool.close()
             self.spool.tidy(self.store)
         except Exception as exc:  # a closed or full store: the spool keeps them
             log.warning("could not move spooled requests into the journal: %s", exc)
-        self.spool.close()
 
     def _loop(self, every: float) -> None:
         turns, last_take = 0, time.monotonic()

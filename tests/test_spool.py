@@ -284,8 +284,7 @@ def _background_took(store: Store, folder: str, within: float) -> bool:
             time.sleep(0.02)
         return False
     finally:
-        journal._stop.set()
-        journal._thread.join(timeout=10)
+        journal.stop()
 
 
 def test_the_background_takes_once_enough_is_spooled(tmp_path, monkeypatch):
