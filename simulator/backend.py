@@ -778,22 +778,30 @@ class Backend:
     def get_sales_order_detail_wms(
         self, client: dict, warehouse_id: str, order_no: str
     ) -> dict:
-        order = self._find_order(client["client_id"], warehouse_id, order_no)
+        order, lines = self._order_and_lines(client, warehouse_id, order_no)
         if order is None or not views.is_in_wms(order):
             raise ShipperError(
                 10004, f"no order {order_no!r} in the WMS at {warehouse_id}"
             )
-        return views.wms_detail(order, self._lines(order["id"]))
+        return views.wms_detail(order, lines)
 
     def get_sales_order_detail_oms(
         self, client: dict, warehouse_id: str, order_no: str
     ) -> dict:
-        order = self._find_order(client["client_id"], warehouse_id, order_no)
+        order, lines = self._order_and_lines(client, warehouse_id, order_no)
         if order is None or order["kind"] != "B2C":
             raise ShipperError(
                 10004, f"no B2C order {order_no!r} in the OMS at {warehouse_id}"
             )
-        return views.oms_detail(order, self._lines(order["id"]), client)
+        return views.oms_detail(order, lines, client)
+
+    def _order_and_lines(
+        self, client: dict, warehouse_id: str, order_no: str
+    ) -> tuple[dict | None, list[dict]]:
+        """An order and its lines as of one moment; (None, []) if none."""
+        with self.store.snapshot():
+            order = self._find_order(client["client_id"], warehouse_id, order_no)
+            return order, (self._lines(order["id"]) if order else [])
 
     def get_express_list(self, query: dict) -> tuple[list[dict], dict]:
         rows = self.store.rows("SELECT * FROM carriers ORDER BY express_code")
