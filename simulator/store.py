@@ -626,11 +626,11 @@ class Store:
 
     @contextmanager
     def snapshot(self) -> Iterator[Store]:
-        """Several reads that see one state of the database (inside a
-        transaction, that transaction's).
+        """Several reads that see one state of the database.
 
         Each statement on its own sees the state of its moment: an order
         read, then its lines, could straddle another process's commit.
+        Inside a transaction, the reads see that transaction's state.
         """
         with self._lock:
             if self._depth or self.db.conn.in_transaction:
