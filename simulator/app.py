@@ -134,25 +134,30 @@ class Simulator:
         return envelope.error(path, exc.code)
 
     def timeline(self, order: dict) -> dict:
-        """One order: its view, every status reached, every webhook sent."""
-        events = self.store.rows(
-            "SELECT time, code, name, status, note FROM order_events "
-            "WHERE order_id = ? ORDER BY id",
-            (order["id"],),
-        )
+        """One order: its view, every status reached, every webhook sent.
+
+        All of it as of one moment (the journal's entry aside, which taking
+        in what is spooled may write).
+        """
         created_by = None
         if order["request_id"]:
             created_by = self.journal.find(order["request_id"])
-        return {
-            "order": self.backend.order_view(order["id"]),
-            "kind": order["kind"],
-            "client_id": order["client_id"],
-            "group_key": order["group_key"],
-            "events": events,
-            "webhooks": self.outbox.list(order_id=order["id"]),
-            "lines": self.backend.order_lines(order["id"]),
-            "created_by": created_by,
-        }
+        with self.store.snapshot():
+            view = self.backend.order_view(order["id"])  # 404 if gone meanwhile
+            return {
+                "order": view,
+                "kind": order["kind"],
+                "client_id": order["client_id"],
+                "group_key": order["group_key"],
+                "events": self.store.rows(
+                    "SELECT time, code, name, status, note FROM order_events "
+                    "WHERE order_id = ? ORDER BY id",
+                    (order["id"],),
+                ),
+                "webhooks": self.outbox.list(order_id=order["id"]),
+                "lines": self.backend.order_lines(order["id"]),
+                "created_by": created_by,
+            }
 
 
 def create_app(config: Config | None = None) -> Flask:

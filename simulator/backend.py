@@ -985,17 +985,20 @@ class Backend:
         return found[0]
 
     def advance_order(self, order_id: int, request: dict) -> dict:
-        """Run warehouse steps on an order (the control API's advance)."""
+        """Run warehouse steps on an order (the control API's advance).
+
+        Answers the order as the steps left it, read before they commit.
+        """
         with self.store.transaction():
-            order = self._order(order_id)
+            order = self._order_still_there(order_id)
             if "to" in request:
                 self._run_to(order, request["to"])
             else:
                 step = STEP_BY_NAME[request["step"]]
                 self._run_step(order, step, request.get("lines") or {})
+            answer = self.order_view(order_id)
         self.clock.wake()
-        order = self._order(order_id)
-        return views.wms_detail(order, self._lines(order_id))
+        return answer
 
     def order_lines(self, order_id: int) -> list[dict]:
         """Every line with what each step reached (packed and loaded too)."""
@@ -1005,8 +1008,20 @@ class Backend:
         ]
 
     def order_view(self, order_id: int) -> dict:
+        with self.store.snapshot():
+            order = self._order_still_there(order_id)
+            return views.wms_detail(order, self._lines(order_id))
+
+    def _order_still_there(self, order_id: int) -> dict:
+        """An order the control API found a moment ago, unless since gone."""
         order = self._order(order_id)
-        return views.wms_detail(order, self._lines(order_id))
+        if order is None:
+            raise ControlError(
+                "the order is gone: a reset or a removed client took it after "
+                "it was looked up",
+                404,
+            )
+        return order
 
     def _run_to(self, order: dict, target: str) -> None:
         target = target.upper()
@@ -1285,8 +1300,9 @@ class Backend:
 
     def set_order_progression(self, order_id: int, mode: str) -> dict:
         with self.store.transaction():
+            order = self._order_still_there(order_id)
             self.store.update("orders", {"id": order_id}, {"progression": mode})
-            order = self._order(order_id)
+            order["progression"] = mode
             self._schedule_progression(
                 order, self.client(order["client_id"]), self.clock.now()
             )
@@ -1317,7 +1333,9 @@ class Backend:
             client = self.client(order["client_id"])
             step = STEPS[step_index(order["last_step"]) + 1]
             try:
-                with self.store.transaction():
+                # A step refused part way (no stock to allocate) leaves
+                # nothing of itself behind; the job's own changes stay.
+                with self.store.savepoint():
                     order = self._run_step(order, step, {})
             except ControlError as exc:
                 # Typically allocation waiting for stock: try again later, but

@@ -625,6 +625,24 @@ class Store:
                     self._move_master_if_touched()
 
     @contextmanager
+    def savepoint(self) -> Iterator[Store]:
+        """Inside a transaction: a part that, should it raise, leaves no change.
+
+        The transaction goes on either way. Only what SQLite holds is undone:
+        steps queued with :meth:`when_done` inside the part still run.
+        """
+        if not self._depth:
+            raise RuntimeError("a savepoint belongs inside a transaction")
+        self.execute("SAVEPOINT part")
+        try:
+            yield self
+        except BaseException:
+            self.execute("ROLLBACK TO part")
+            self.execute("RELEASE part")
+            raise
+        self.execute("RELEASE part")
+
+    @contextmanager
     def snapshot(self) -> Iterator[Store]:
         """Several reads that see one state of the database.
 

@@ -185,7 +185,7 @@ class Outbox:
                 where.append(f"{column} = ?")
                 params.append(value)
         # One snapshot: no attempt listed beside a state from before it.
-        with self.store.transaction():
+        with self.store.snapshot():
             rows = self.store.rows(
                 f"SELECT * FROM deliveries WHERE {' AND '.join(where)} "
                 f"ORDER BY id {'DESC' if newest_first else 'ASC'} LIMIT ?",

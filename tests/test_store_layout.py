@@ -1,4 +1,4 @@
-"""How the store reads and lays out an order: one state per detail, lines by key.
+"""How an order is read and laid out: one state per answer, lines by key.
 
 An order's detail reads the order, then its lines. With several processes
 on one file, another process may commit in between; the detail must still
@@ -10,8 +10,20 @@ before keeps its rowid table and reads the same.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 
-from conftest import DEMO_KEY, WAREHOUSE, b2b_body
+import pytest
+from conftest import (
+    DEMO_ID,
+    DEMO_KEY,
+    WAREHOUSE,
+    ShipperClient,
+    advance_ok,
+    b2b_body,
+    close_app,
+    set_stock,
+)
+from flask import Flask
 
 from simulator.app import create_app
 from simulator.config import Config
@@ -133,3 +145,141 @@ def _loaded(app, doc_no: str) -> dict:
 
     with app.app_context():
         return schemas.load_body(CREATE_SCHEMA["B2B"], b2b_body(doc_no))
+
+
+# -- the control API's view of one order ------------------------------------------
+
+
+@pytest.fixture
+def file_app(tmp_path) -> Iterator[tuple[Flask, str]]:
+    path = str(tmp_path / "state.db")
+    app = create_app(Config(db_path=path, start_workers=False))
+    yield app, path
+    close_app(app)
+
+
+def _commit_elsewhere_before_reading_lines(backend, path: str, sql: str):
+    """Make the backend's next reads of lines follow a commit by another process.
+
+    The commit may find the database locked (a write under way here): then
+    it does not happen, as it could not in another process either.
+    """
+    outside = sqlite3.connect(path, isolation_level=None, timeout=0)
+    read_lines = backend._lines
+
+    def lines(order_id):
+        try:
+            outside.execute(sql, (order_id,))
+        except sqlite3.OperationalError:  # locked: our own write is under way
+            pass
+        return read_lines(order_id)
+
+    backend._lines = lines
+    return outside
+
+
+def test_a_timeline_shows_its_order_and_lines_as_of_one_moment(file_app):
+    app, path = file_app
+    http = app.test_client()
+    api = ShipperClient(http)
+    api.create_ok("wms", b2b_body("SO-TIMELINE"))
+    backend = app.extensions["shipper_sim"].backend
+    outside = _commit_elsewhere_before_reading_lines(
+        backend,
+        path,
+        "UPDATE order_lines SET qty_allocated = qty_ordered WHERE order_id = ?",
+    )
+    try:
+        timeline = http.get(f"/_sim/orders/{WAREHOUSE}/SO-TIMELINE").get_json()
+    finally:
+        outside.close()
+
+    shown = [line["qty_allocated"] for line in timeline["order"]["details"]]
+    listed = [line["qty_allocated"] for line in timeline["lines"]]
+    assert shown == listed == [0] * len(listed)
+
+
+def test_an_advance_answers_the_state_its_steps_left(file_app):
+    app, path = file_app
+    http = app.test_client()
+    api = ShipperClient(http)
+    api.create_ok("wms", b2b_body("SO-ADVANCED"))
+    backend = app.extensions["shipper_sim"].backend
+    outside = _commit_elsewhere_before_reading_lines(
+        backend,
+        path,
+        "UPDATE order_lines SET qty_picked = qty_allocated WHERE order_id = ?",
+    )
+    try:
+        answer = advance_ok(http, "SO-ADVANCED", step="allocate")
+    finally:
+        outside.close()
+
+    assert answer["so_status"] == "ALLOCATED"
+    assert all(line["qty_picked"] == 0 for line in answer["details"])
+
+
+@pytest.mark.parametrize(
+    "method, tail, body",
+    [
+        ("GET", "", None),
+        ("POST", "/advance", {"step": "allocate"}),
+        ("PUT", "/progression", {"mode": "auto"}),
+    ],
+)
+def test_an_order_a_reset_took_after_its_lookup_is_a_404(app, method, tail, body):
+    http = app.test_client()
+    ShipperClient(http).create_ok("wms", b2b_body("SO-GONE"))
+    backend = app.extensions["shipper_sim"].backend
+    find = backend.find_order_for_control
+
+    def found_then_reset(*args, **kwargs):
+        order = find(*args, **kwargs)
+        backend.reset()
+        return order
+
+    backend.find_order_for_control = found_then_reset
+    response = http.open(
+        f"/_sim/orders/{WAREHOUSE}/SO-GONE{tail}", method=method, json=body
+    )
+
+    assert response.status_code == 404, response.get_json()
+    assert "gone" in response.get_json()["error"]
+
+
+def test_a_timed_allocation_without_stock_leaves_nothing_of_itself(app):
+    http = app.test_client()
+    simulator = app.extensions["shipper_sim"]
+    set_stock(http, "SKU-CAP-02", 0)
+    patched = http.patch(
+        f"/_sim/clients/{DEMO_ID}", json={"progression": "auto", "step_delay": 0}
+    )
+    assert patched.status_code == 200, patched.get_json()
+    body = b2b_body("SO-NO-STOCK", lines=[("SKU-CAP-02", 5)])
+    api = ShipperClient(http)
+    api.create_ok("wms", body)
+
+    assert simulator.backend.run_due_jobs() == 1  # the allocation, which waits
+
+    outbound = api.outbound("wms", "SO-NO-STOCK")
+    (line,) = outbound["details"]
+    assert outbound["so_status"] == "CREATED"
+    assert (line["line_status"], line["qty_allocated"]) == ("", 0)
+    # It is tried again later, as it was.
+    assert simulator.store.value("SELECT COUNT(*) FROM jobs") == 1
+
+
+def test_a_savepoint_undoes_only_its_own_part():
+    store = Store()
+    with store.transaction():
+        store.execute("INSERT INTO meta (key, value) VALUES ('before', 1)")
+        with pytest.raises(ValueError), store.savepoint():
+            store.execute("INSERT INTO meta (key, value) VALUES ('inside', 1)")
+            raise ValueError("refused part way")
+        store.execute("INSERT INTO meta (key, value) VALUES ('after', 1)")
+    kept = {r["key"] for r in store.rows("SELECT key FROM meta")}
+    assert {"before", "after"} <= kept and "inside" not in kept
+
+    with pytest.raises(RuntimeError):
+        with store.savepoint():
+            pass
