@@ -306,7 +306,8 @@ class Backend:
             if self.client_by_key(data["api_key"]):
                 raise ControlError("that api_key is taken", 400, "api_key")
             self._insert_client(data)
-        return self.describe_client(self.client(data["client_id"]))
+            # As added, whatever another request does to it once committed.
+            return self.describe_client(self.client(data["client_id"]))
 
     def update_client(self, client_id: int, changes: dict) -> dict:
         allowed = {"webhook_url", "progression", "step_delay", "tenant_name"}
@@ -315,8 +316,9 @@ class Backend:
             self.client(client_id)
             if values:
                 self.store.update("clients", {"client_id": client_id}, values)
+            answer = self.describe_client(self.client(client_id))
         self.clock.wake()
-        return self.describe_client(self.client(client_id))
+        return answer
 
     def set_stock(self, data: dict) -> dict:
         client_id, warehouse_id = data["client_id"], data["warehouse_id"]
@@ -350,7 +352,7 @@ class Backend:
                 data.get("sku_descr", ""),
                 "",
             )
-        return self.stock_row(client_id, warehouse_id, data["sku"])
+            return self.stock_row(client_id, warehouse_id, data["sku"])
 
     def stock_row(self, client_id: int, warehouse_id: str, sku: str) -> dict:
         row = self.store.row(
@@ -395,12 +397,14 @@ class Backend:
             )
 
     def _check_warehouse(self, client: dict, warehouse_id: str) -> None:
-        if warehouse_id not in self.client_warehouses(client["client_id"]):
+        held = self.client_warehouses(client["client_id"])
+        if warehouse_id not in held:
+            # None at all: the client was removed after its key was checked.
+            has = f"it has {', '.join(sorted(held))}" if held else "it has none now"
             raise ShipperError(
                 3014,
                 f"warehouse_id: {warehouse_id!r} is not a warehouse of client "
-                f"{client['client_id']}; it has "
-                f"{', '.join(sorted(self.client_warehouses(client['client_id'])))}",
+                f"{client['client_id']}; {has}",
             )
 
     def _check_express(self, kind: str, code: str) -> dict:
@@ -935,11 +939,15 @@ class Backend:
         if status:
             where.append("status = ?")
             params.append(status.upper())
-        rows = self.store.rows(
-            f"SELECT * FROM orders WHERE {' AND '.join(where)} "
-            "ORDER BY id DESC LIMIT ?",
-            (*params, limit),
-        )
+        # One snapshot: an order's client is still there (a removed client's
+        # orders go with it).
+        with self.store.snapshot():
+            rows = self.store.rows(
+                f"SELECT * FROM orders WHERE {' AND '.join(where)} "
+                "ORDER BY id DESC LIMIT ?",
+                (*params, limit),
+            )
+            clients = {o["client_id"]: self.client(o["client_id"]) for o in rows}
         return [
             {
                 "client_id": o["client_id"],
@@ -951,7 +959,7 @@ class Backend:
                 "wms_code": o["wms_code"] or "",
                 "last_step": o["last_step"] or "",
                 "delivery_no": o["delivery_no"],
-                "progression": self.progression_of(o, self.client(o["client_id"]))[0],
+                "progression": self.progression_of(o, clients[o["client_id"]])[0],
                 "created": o["created"],
                 "updated": o["updated"],
             }

@@ -227,7 +227,7 @@ class Outbox:
         }
 
     def get(self, delivery_id: int) -> dict | None:
-        with self.store.transaction():
+        with self.store.snapshot():
             row = self.store.row(
                 "SELECT * FROM deliveries WHERE id = ?", (delivery_id,)
             )
@@ -268,8 +268,9 @@ class Outbox:
                     "unordered": int(unordered),
                 },
             )
+            answer = self.get(new_id)
         self.clock.wake()
-        return self.get(new_id)
+        return answer
 
 
 class Dispatcher:

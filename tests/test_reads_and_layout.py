@@ -1,10 +1,12 @@
-"""How an order is read and laid out: one state per answer, lines by key.
+"""How answers read the store, and how an order's lines are laid out.
 
-An order's detail reads the order, then its lines. With several processes
-on one file, another process may commit in between; the detail must still
-show the order and its lines as they were at one moment. New files keep an
-order's lines in their key's own B-tree (``WITHOUT ROWID``); a file made
-before keeps its rowid table and reads the same.
+An answer that reads several things (an order, then its lines; orders, then
+their clients; a row it just wrote) must show them as of one moment, though
+another process (``serve --workers``) may commit in between: a reset, a
+removed client, a step. Tests make another connection commit at that point.
+
+New files keep an order's lines in their key's own B-tree (``WITHOUT
+ROWID``); a file made before keeps its rowid table and reads the same.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from flask import Flask
 
 from simulator.app import create_app
 from simulator.config import Config
+from simulator.errors import ShipperError
 from simulator.store import SCHEMA, Store
 
 
@@ -158,23 +161,24 @@ def file_app(tmp_path) -> Iterator[tuple[Flask, str]]:
     close_app(app)
 
 
-def _commit_elsewhere_before_reading_lines(backend, path: str, sql: str):
-    """Make the backend's next reads of lines follow a commit by another process.
+def _commit_elsewhere_before(obj, name: str, path: str, sql: str, arg=None):
+    """Make each call of ``obj.name`` follow a commit by another process.
 
-    The commit may find the database locked (a write under way here): then
-    it does not happen, as it could not in another process either.
+    ``sql`` takes one parameter: ``arg``, else the call's first argument. The
+    commit may find the database locked (a write under way here): then it
+    does not happen, as it could not in another process either.
     """
     outside = sqlite3.connect(path, isolation_level=None, timeout=0)
-    read_lines = backend._lines
+    call = getattr(obj, name)
 
-    def lines(order_id):
+    def after_a_commit_elsewhere(*args, **kwargs):
         try:
-            outside.execute(sql, (order_id,))
+            outside.execute(sql, (arg if arg is not None else args[0],))
         except sqlite3.OperationalError:  # locked: our own write is under way
             pass
-        return read_lines(order_id)
+        return call(*args, **kwargs)
 
-    backend._lines = lines
+    setattr(obj, name, after_a_commit_elsewhere)
     return outside
 
 
@@ -184,8 +188,9 @@ def test_a_timeline_shows_its_order_and_lines_as_of_one_moment(file_app):
     api = ShipperClient(http)
     api.create_ok("wms", b2b_body("SO-TIMELINE"))
     backend = app.extensions["shipper_sim"].backend
-    outside = _commit_elsewhere_before_reading_lines(
+    outside = _commit_elsewhere_before(
         backend,
+        "_lines",
         path,
         "UPDATE order_lines SET qty_allocated = qty_ordered WHERE order_id = ?",
     )
@@ -205,8 +210,9 @@ def test_an_advance_answers_the_state_its_steps_left(file_app):
     api = ShipperClient(http)
     api.create_ok("wms", b2b_body("SO-ADVANCED"))
     backend = app.extensions["shipper_sim"].backend
-    outside = _commit_elsewhere_before_reading_lines(
+    outside = _commit_elsewhere_before(
         backend,
+        "_lines",
         path,
         "UPDATE order_lines SET qty_picked = qty_allocated WHERE order_id = ?",
     )
@@ -283,3 +289,95 @@ def test_a_savepoint_undoes_only_its_own_part():
     with pytest.raises(RuntimeError):
         with store.savepoint():
             pass
+
+
+# -- what the control API answers after a change -------------------------------------
+
+
+def test_a_stock_change_answers_the_row_it_wrote(file_app):
+    app, path = file_app
+    backend = app.extensions["shipper_sim"].backend
+    outside = _commit_elsewhere_before(
+        backend,
+        "stock_row",
+        path,
+        "DELETE FROM stock WHERE client_id = ?",  # as a reset would
+        arg=DEMO_ID,
+    )
+    try:
+        response = app.test_client().put(
+            "/_sim/stock",
+            json={
+                "client_id": DEMO_ID,
+                "warehouse_id": WAREHOUSE,
+                "sku": "SKU-NEW-01",
+                "qty": 5,
+            },
+        )
+    finally:
+        outside.close()
+    assert response.status_code == 200, response.get_json()
+    assert (response.get_json()["sku"], response.get_json()["qty_on_hand"]) == (
+        "SKU-NEW-01",
+        5,
+    )
+
+
+def test_an_added_client_answers_as_added(file_app):
+    app, path = file_app
+    backend = app.extensions["shipper_sim"].backend
+    outside = _commit_elsewhere_before(
+        backend,
+        "client",
+        path,
+        "DELETE FROM clients WHERE client_id = ?",  # as a removal would
+        arg=900011,
+    )
+    new = {
+        "api_key": "key-added-then-gone",
+        "client_id": 900011,
+        "tenant_name": "Toko Sebentar",
+        "oms_customer_id": "CS911",
+        "wms_customer_id": "SEBENTAR",
+        "warehouses": [WAREHOUSE],
+    }
+    try:
+        response = app.test_client().post("/_sim/clients", json=new)
+    finally:
+        outside.close()
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["warehouses"] == [WAREHOUSE]
+
+
+def test_the_order_list_reads_orders_and_their_clients_at_one_moment(file_app):
+    app, path = file_app
+    http = app.test_client()
+    ShipperClient(http).create_ok("wms", b2b_body("SO-LISTED"))
+    backend = app.extensions["shipper_sim"].backend
+    outside = _commit_elsewhere_before(
+        backend,
+        "client",
+        path,
+        "DELETE FROM clients WHERE client_id = ?",  # as a removal would
+    )
+    try:
+        response = http.get("/_sim/orders", query_string={"limit": 50})
+    finally:
+        outside.close()
+    assert response.status_code == 200, response.get_json()
+    assert "SO-LISTED" in {o["order_no"] for o in response.get_json()["orders"]}
+
+
+def test_a_warehouse_refused_for_a_client_with_none_left_says_so():
+    from simulator.backend import Backend
+
+    app = create_app(Config(start_workers=False))
+    backend: Backend = app.extensions["shipper_sim"].backend
+    try:
+        gone = {"client_id": 777000}  # removed after its key was checked
+        with pytest.raises(ShipperError) as refused:
+            backend._check_warehouse(gone, WAREHOUSE)
+        assert refused.value.code == 3014
+        assert refused.value.reason.endswith("it has none now")
+    finally:
+        close_app(app)
