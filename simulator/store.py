@@ -637,8 +637,11 @@ class Store:
         try:
             yield self
         except BaseException:
-            self.execute("ROLLBACK TO part")
-            self.execute("RELEASE part")
+            # SQLite may have rolled the whole transaction back itself (a
+            # full disk): then the part is gone with it.
+            if self.db.conn.in_transaction:
+                self.execute("ROLLBACK TO part")
+                self.execute("RELEASE part")
             raise
         self.execute("RELEASE part")
 
