@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from conftest import (
@@ -31,6 +32,40 @@ from simulator.app import create_app
 from simulator.config import Config
 from simulator.errors import ShipperError
 from simulator.store import SCHEMA, Store
+
+
+@pytest.fixture
+def file_app(tmp_path) -> Iterator[tuple[Flask, str]]:
+    path = str(tmp_path / "state.db")
+    app = create_app(Config(db_path=path, start_workers=False))
+    yield app, path
+    close_app(app)
+
+
+@contextmanager
+def commits_elsewhere_before(obj, name: str, path: str, sql: str, arg=None):
+    """Within: each call of ``obj.name`` follows a commit by another process.
+
+    ``sql`` takes one parameter: ``arg``, else the call's first argument. The
+    commit may find the database locked (a write under way here): then it
+    does not happen, as it could not in another process either.
+    """
+    outside = sqlite3.connect(path, isolation_level=None, timeout=0)
+    call = getattr(obj, name)
+
+    def after_a_commit_elsewhere(*args, **kwargs):
+        try:
+            outside.execute(sql, (arg if arg is not None else args[0],))
+        except sqlite3.OperationalError:  # locked: our own write is under way
+            pass
+        return call(*args, **kwargs)
+
+    setattr(obj, name, after_a_commit_elsewhere)
+    try:
+        yield
+    finally:
+        delattr(obj, name)  # the method again
+        outside.close()
 
 
 def test_reads_in_a_snapshot_see_one_state(tmp_path):
@@ -57,38 +92,26 @@ def test_a_snapshot_inside_a_transaction_joins_it():
     assert store.value("SELECT value FROM meta WHERE key = 'mine'") == 1
 
 
-def test_a_detail_shows_its_order_and_lines_as_of_one_moment(tmp_path):
+def test_a_detail_shows_its_order_and_lines_as_of_one_moment(file_app):
     """A commit elsewhere between the two reads is not half in the answer."""
-    path = str(tmp_path / "state.db")
-    app = create_app(Config(db_path=path, start_workers=False))
-    simulator = app.extensions["shipper_sim"]
-    backend = simulator.backend
-    outside = sqlite3.connect(path, isolation_level=None)
-    try:
-        client = backend.client_by_key(DEMO_KEY)
-        backend.create_sales_order(client, "B2B", _loaded(app, "SO-ONE-MOMENT"))
-        read_lines = backend._lines
+    app, path = file_app
+    api = ShipperClient(app.test_client())
+    api.create_ok("wms", b2b_body("SO-ONE-MOMENT"))
+    backend = app.extensions["shipper_sim"].backend
+    with commits_elsewhere_before(
+        backend,
+        "_lines",
+        path,
+        "UPDATE order_lines SET qty_allocated = qty_ordered WHERE order_id = ?",
+    ):
+        detail = api.outbound("wms", "SO-ONE-MOMENT")
 
-        def lines_after_a_commit_elsewhere(order_id):
-            outside.execute(
-                "UPDATE order_lines SET qty_allocated = qty_ordered WHERE order_id = ?",
-                (order_id,),
-            )
-            return read_lines(order_id)
-
-        backend._lines = lines_after_a_commit_elsewhere
-        detail = backend.get_sales_order_detail_wms(client, WAREHOUSE, "SO-ONE-MOMENT")
-        backend._lines = read_lines
-
-        assert [line["qty_allocated"] for line in detail["details"]] == [0] * len(
-            detail["details"]
-        )
-        # The change elsewhere did commit: the next detail shows it.
-        again = backend.get_sales_order_detail_wms(client, WAREHOUSE, "SO-ONE-MOMENT")
-        assert all(line["qty_allocated"] > 0 for line in again["details"])
-    finally:
-        outside.close()
-        simulator.stop()
+    assert [line["qty_allocated"] for line in detail["details"]] == [0] * len(
+        detail["details"]
+    )
+    # The change elsewhere did commit: the next detail shows it.
+    again = api.outbound("wms", "SO-ONE-MOMENT")
+    assert all(line["qty_allocated"] > 0 for line in again["details"])
 
 
 def test_a_new_file_keeps_order_lines_without_rowid(tmp_path):
@@ -141,45 +164,7 @@ def test_a_file_with_the_earlier_order_lines_table_still_serves(tmp_path):
         simulator.stop()
 
 
-def _loaded(app, doc_no: str) -> dict:
-    """The B2B sample as the API hands it to the backend, validated."""
-    from simulator import schemas
-    from simulator.api import CREATE_SCHEMA
-
-    with app.app_context():
-        return schemas.load_body(CREATE_SCHEMA["B2B"], b2b_body(doc_no))
-
-
 # -- the control API's view of one order ------------------------------------------
-
-
-@pytest.fixture
-def file_app(tmp_path) -> Iterator[tuple[Flask, str]]:
-    path = str(tmp_path / "state.db")
-    app = create_app(Config(db_path=path, start_workers=False))
-    yield app, path
-    close_app(app)
-
-
-def _commit_elsewhere_before(obj, name: str, path: str, sql: str, arg=None):
-    """Make each call of ``obj.name`` follow a commit by another process.
-
-    ``sql`` takes one parameter: ``arg``, else the call's first argument. The
-    commit may find the database locked (a write under way here): then it
-    does not happen, as it could not in another process either.
-    """
-    outside = sqlite3.connect(path, isolation_level=None, timeout=0)
-    call = getattr(obj, name)
-
-    def after_a_commit_elsewhere(*args, **kwargs):
-        try:
-            outside.execute(sql, (arg if arg is not None else args[0],))
-        except sqlite3.OperationalError:  # locked: our own write is under way
-            pass
-        return call(*args, **kwargs)
-
-    setattr(obj, name, after_a_commit_elsewhere)
-    return outside
 
 
 def test_a_timeline_shows_its_order_and_lines_as_of_one_moment(file_app):
@@ -188,16 +173,13 @@ def test_a_timeline_shows_its_order_and_lines_as_of_one_moment(file_app):
     api = ShipperClient(http)
     api.create_ok("wms", b2b_body("SO-TIMELINE"))
     backend = app.extensions["shipper_sim"].backend
-    outside = _commit_elsewhere_before(
+    with commits_elsewhere_before(
         backend,
         "_lines",
         path,
         "UPDATE order_lines SET qty_allocated = qty_ordered WHERE order_id = ?",
-    )
-    try:
+    ):
         timeline = http.get(f"/_sim/orders/{WAREHOUSE}/SO-TIMELINE").get_json()
-    finally:
-        outside.close()
 
     shown = [line["qty_allocated"] for line in timeline["order"]["details"]]
     listed = [line["qty_allocated"] for line in timeline["lines"]]
@@ -210,16 +192,13 @@ def test_an_advance_answers_the_state_its_steps_left(file_app):
     api = ShipperClient(http)
     api.create_ok("wms", b2b_body("SO-ADVANCED"))
     backend = app.extensions["shipper_sim"].backend
-    outside = _commit_elsewhere_before(
+    with commits_elsewhere_before(
         backend,
         "_lines",
         path,
         "UPDATE order_lines SET qty_picked = qty_allocated WHERE order_id = ?",
-    )
-    try:
+    ):
         answer = advance_ok(http, "SO-ADVANCED", step="allocate")
-    finally:
-        outside.close()
 
     assert answer["so_status"] == "ALLOCATED"
     assert all(line["qty_picked"] == 0 for line in answer["details"])
@@ -297,14 +276,13 @@ def test_a_savepoint_undoes_only_its_own_part():
 def test_a_stock_change_answers_the_row_it_wrote(file_app):
     app, path = file_app
     backend = app.extensions["shipper_sim"].backend
-    outside = _commit_elsewhere_before(
+    with commits_elsewhere_before(
         backend,
         "stock_row",
         path,
         "DELETE FROM stock WHERE client_id = ?",  # as a reset would
         arg=DEMO_ID,
-    )
-    try:
+    ):
         response = app.test_client().put(
             "/_sim/stock",
             json={
@@ -314,8 +292,6 @@ def test_a_stock_change_answers_the_row_it_wrote(file_app):
                 "qty": 5,
             },
         )
-    finally:
-        outside.close()
     assert response.status_code == 200, response.get_json()
     assert (response.get_json()["sku"], response.get_json()["qty_on_hand"]) == (
         "SKU-NEW-01",
@@ -326,13 +302,6 @@ def test_a_stock_change_answers_the_row_it_wrote(file_app):
 def test_an_added_client_answers_as_added(file_app):
     app, path = file_app
     backend = app.extensions["shipper_sim"].backend
-    outside = _commit_elsewhere_before(
-        backend,
-        "client",
-        path,
-        "DELETE FROM clients WHERE client_id = ?",  # as a removal would
-        arg=900011,
-    )
     new = {
         "api_key": "key-added-then-gone",
         "client_id": 900011,
@@ -341,10 +310,14 @@ def test_an_added_client_answers_as_added(file_app):
         "wms_customer_id": "SEBENTAR",
         "warehouses": [WAREHOUSE],
     }
-    try:
+    with commits_elsewhere_before(
+        backend,
+        "client",
+        path,
+        "DELETE FROM clients WHERE client_id = ?",  # as a removal would
+        arg=900011,
+    ):
         response = app.test_client().post("/_sim/clients", json=new)
-    finally:
-        outside.close()
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["warehouses"] == [WAREHOUSE]
 
@@ -354,30 +327,20 @@ def test_the_order_list_reads_orders_and_their_clients_at_one_moment(file_app):
     http = app.test_client()
     ShipperClient(http).create_ok("wms", b2b_body("SO-LISTED"))
     backend = app.extensions["shipper_sim"].backend
-    outside = _commit_elsewhere_before(
+    with commits_elsewhere_before(
         backend,
         "client",
         path,
         "DELETE FROM clients WHERE client_id = ?",  # as a removal would
-    )
-    try:
+    ):
         response = http.get("/_sim/orders", query_string={"limit": 50})
-    finally:
-        outside.close()
     assert response.status_code == 200, response.get_json()
     assert "SO-LISTED" in {o["order_no"] for o in response.get_json()["orders"]}
 
 
-def test_a_warehouse_refused_for_a_client_with_none_left_says_so():
-    from simulator.backend import Backend
-
-    app = create_app(Config(start_workers=False))
-    backend: Backend = app.extensions["shipper_sim"].backend
-    try:
-        gone = {"client_id": 777000}  # removed after its key was checked
-        with pytest.raises(ShipperError) as refused:
-            backend._check_warehouse(gone, WAREHOUSE)
-        assert refused.value.code == 3014
-        assert refused.value.reason.endswith("it has none now")
-    finally:
-        close_app(app)
+def test_a_warehouse_refused_for_a_client_with_none_left_says_so(sim):
+    gone = {"client_id": 777000}  # removed after its key was checked
+    with pytest.raises(ShipperError) as refused:
+        sim.backend._check_warehouse(gone, WAREHOUSE)
+    assert refused.value.code == 3014
+    assert refused.value.reason.endswith("it has none now")
