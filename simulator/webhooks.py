@@ -58,7 +58,8 @@ class Outbox:
             "      WHERE state = 'pending' AND unordered = 0 GROUP BY order_id) h "
             "ON h.id = d.id "
             "WHERE d.next_attempt_at <= ? "
-            "UNION ALL SELECT * FROM deliveries "
+            # Left alone, SQLite would read every delivery in id order.
+            "UNION ALL SELECT * FROM deliveries INDEXED BY pending_deliveries "
             "WHERE state = 'pending' AND unordered = 1 AND next_attempt_at <= ? "
             "ORDER BY id LIMIT ?",
             (now, now, limit + len(busy_orders)),
@@ -94,6 +95,7 @@ class Outbox:
             "ON h.id = d.id "
             f"WHERE d.order_id NOT IN ({busy}) "
             "UNION ALL SELECT next_attempt_at FROM deliveries "
+            "INDEXED BY pending_deliveries "
             f"WHERE state = 'pending' AND unordered = 1 AND order_id NOT IN ({busy}) "
             "ORDER BY 1 LIMIT 1"
         )
@@ -184,6 +186,14 @@ class Outbox:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if order_no is not None:  # found through the orders' index
+            where.append("order_id IN (SELECT id FROM orders WHERE order_no = ?)")
+            params.append(order_no)
+        if state == "pending":  # the few still to go, through their own index
+            where.append(
+                "id IN (SELECT id FROM deliveries INDEXED BY pending_deliveries "
+                "WHERE state = 'pending')"
+            )
         # One snapshot: no attempt listed beside a state from before it.
         with self.store.snapshot():
             rows = self.store.rows(

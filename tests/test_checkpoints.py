@@ -20,9 +20,10 @@ from serving import SimServer
 
 from simulator.app import create_app
 from simulator.config import Config
-from simulator.store import WAL_SIZE_LIMIT, Checkpointer, Store
+from simulator.store import PAGE_SIZE, WAL_SIZE_LIMIT, Checkpointer, Store
 
-PAGE = 4096
+PAGE = PAGE_SIZE
+ROW = "x" * (PAGE * 3 // 4)  # a page each
 # Between two commits of one writer, as between the requests of a client.
 PAUSE = 0.001
 
@@ -36,7 +37,7 @@ def fill(store: Store, rows: int, start: int = 0, pause: float = 0) -> None:
     """Commit ``rows`` rows of a page each, one commit per row."""
     for n in range(start, start + rows):
         with store.transaction():
-            store.execute("INSERT INTO filler (n, text) VALUES (?, ?)", (n, "x" * 3000))
+            store.execute("INSERT INTO filler (n, text) VALUES (?, ?)", (n, ROW))
         time.sleep(pause)
 
 
@@ -144,7 +145,7 @@ def test_a_copy_made_while_a_writer_is_busy_leaves_the_wal_growing(tmp_path):
     lengths = []
     for n in range(300):
         with store.transaction():
-            store.execute("INSERT INTO filler (n, text) VALUES (?, ?)", (n, "x" * 3000))
+            store.execute("INSERT INTO filler (n, text) VALUES (?, ?)", (n, ROW))
             # Everything committed so far is copied back, meanwhile.
             lengths.append(checkpointer.run_once())
     checkpointer.stop()
@@ -209,9 +210,10 @@ def test_the_wal_file_shrinks_back_after_one_large_transaction(tmp_path):
     store = filler_store(path)
     checkpointer = Checkpointer(store, every=3600, restart_pages=100)
     store.leave_checkpoints_to_background()
+    longer = WAL_SIZE_LIMIT // PAGE + 1000
     with store.transaction():
-        for n in range(9000):
-            store.execute("INSERT INTO filler (n, text) VALUES (?, ?)", (n, "x" * 3000))
+        for n in range(longer):
+            store.execute("INSERT INTO filler (n, text) VALUES (?, ?)", (n, ROW))
     large = wal_pages(path)
     checkpointer.run_once()  # copies it back, starts it over
     fill(store, 1)  # the first commit after: the file is cut
@@ -219,7 +221,7 @@ def test_the_wal_file_shrinks_back_after_one_large_transaction(tmp_path):
     checkpointer.stop()
     store.close()
 
-    assert large > 9000
+    assert large > longer
     assert after * PAGE <= WAL_SIZE_LIMIT < large * PAGE
 
 

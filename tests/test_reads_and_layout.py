@@ -13,25 +13,28 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 
 import pytest
 from conftest import (
     DEMO_ID,
     DEMO_KEY,
+    SECOND_ID,
     WAREHOUSE,
     ShipperClient,
     advance_ok,
     b2b_body,
     close_app,
+    point_webhooks,
     set_stock,
+    webhooks,
 )
 from flask import Flask
 
 from simulator.app import create_app
 from simulator.config import Config
 from simulator.errors import ShipperError
-from simulator.store import SCHEMA, Store
+from simulator.store import PAGE_SIZE, SCHEMA, Store
 
 
 @pytest.fixture
@@ -162,6 +165,121 @@ def test_a_file_with_the_earlier_order_lines_table_still_serves(tmp_path):
         ]
     finally:
         simulator.stop()
+
+
+def indexes(store: Store, table: str) -> set[str]:
+    return {
+        r["name"]
+        for r in store.rows(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+            "AND sql IS NOT NULL",
+            (table,),
+        )
+    }
+
+
+NEW_INDEXES = {
+    "orders": {
+        "idx_orders_order_no_warehouse_id_client_id",
+        "idx_orders_client_id_kind_created",
+        "idx_orders_client_id_created_last_step",
+        "idx_orders_client_id_status_created",
+    },
+    "deliveries": {"idx_deliveries_order_id", "pending_deliveries"},
+}
+
+
+def test_a_new_file_has_small_pages_and_few_indexes_to_write(tmp_path):
+    store = Store(str(tmp_path / "state.db"))
+    try:
+        assert store.value("PRAGMA page_size") == PAGE_SIZE == 2048
+        for table, names in NEW_INDEXES.items():
+            assert indexes(store, table) == names
+    finally:
+        store.close()
+
+
+# As the version before left its files: other indexes on orders and
+# deliveries, and pages of SQLite's default size.
+EARLIER_INDEXES = [
+    "CREATE UNIQUE INDEX idx_orders_client_id_warehouse_id_order_no "
+    "ON orders (client_id, warehouse_id, order_no)",
+    "CREATE INDEX idx_orders_warehouse_id_order_no ON orders (warehouse_id, order_no)",
+    "CREATE INDEX idx_deliveries_state_order_id_id ON deliveries (state, order_id, id)",
+    "CREATE INDEX idx_deliveries_order_no ON deliveries (order_no)",
+]
+
+
+def test_a_file_from_before_gets_todays_indexes_and_keeps_serving(tmp_path):
+    path = str(tmp_path / "state.db")
+    app = create_app(Config(db_path=path, start_workers=False))
+    ShipperClient(app.test_client()).create_ok("wms", b2b_body("SO-BEFORE"))
+    close_app(app)
+    with closing(sqlite3.connect(path, isolation_level=None)) as earlier:
+        for name in (
+            "idx_orders_order_no_warehouse_id_client_id",
+            "pending_deliveries",
+        ):
+            earlier.execute(f"DROP INDEX {name}")
+        for sql in EARLIER_INDEXES:
+            earlier.execute(sql)
+        earlier.execute("PRAGMA journal_mode=DELETE")
+        earlier.execute("PRAGMA page_size=4096")
+        earlier.execute("VACUUM")
+
+    app = create_app(Config(db_path=path, start_workers=False))
+    try:
+        store = app.extensions["shipper_sim"].store
+        assert store.value("PRAGMA page_size") == 4096  # a file keeps its pages
+        for table, names in NEW_INDEXES.items():
+            assert indexes(store, table) == names
+        http = app.test_client()
+        api = ShipperClient(http)
+        assert api.outbound("wms", "SO-BEFORE")["so_status"] == "CREATED"
+        again = api.create("wms", b2b_body("SO-BEFORE"))
+        assert again.status_code == 400
+        assert again.get_json()["metadata"]["errors"][0]["code"] == 3011
+        api.create_ok("wms", b2b_body("SO-AFTER"))
+        timeline = http.get(f"/_sim/orders/{WAREHOUSE}/SO-BEFORE").get_json()
+        assert timeline["order"]["order_no"] == "SO-BEFORE"
+        assert {w["order_no"] for w in webhooks(http, order_no="SO-AFTER")} == {
+            "SO-AFTER"
+        }
+        assert len(webhooks(http, order_no="SO-BEFORE")) == 2
+    finally:
+        close_app(app)
+
+
+def test_the_webhook_log_finds_a_number_of_every_client_and_the_pending(
+    http, api, second_api, sim
+):
+    for client_id in (DEMO_ID, SECOND_ID):  # nothing sends here: they wait
+        point_webhooks(http, client_id, "http://127.0.0.1:9/hooks")
+    api.create_ok("wms", b2b_body("SO-SHARED"))
+    api.create_ok("wms", b2b_body("SO-OTHER"))
+    second_api.create_ok(
+        "wms", b2b_body("SO-SHARED", customer_id="MDS", lines=[("SKU-TSHIRT-M", 3)])
+    )
+    shared = webhooks(http, order_no="SO-SHARED")
+    assert [(w["client_id"], w["order_no"]) for w in shared] == [
+        (DEMO_ID, "SO-SHARED"),
+        (DEMO_ID, "SO-SHARED"),
+        (SECOND_ID, "SO-SHARED"),
+        (SECOND_ID, "SO-SHARED"),
+    ]
+    assert len(webhooks(http, order_no="SO-SHARED", client_id=SECOND_ID)) == 2
+    assert webhooks(http, order_no="SO-NONE") == []
+
+    # All six wait, until one is marked sent.
+    assert len(webhooks(http, state="pending")) == 6
+    with sim.store.transaction():
+        sim.store.execute(
+            "UPDATE deliveries SET state = 'delivered' WHERE id = ?", (shared[0]["id"],)
+        )
+    pending = webhooks(http, state="pending")
+    assert len(pending) == 5 and shared[0]["id"] not in {w["id"] for w in pending}
+    assert [w["id"] for w in webhooks(http, state="delivered")] == [shared[0]["id"]]
+    assert len(webhooks(http, state="pending", order_no="SO-SHARED")) == 3
 
 
 # -- the control API's view of one order ------------------------------------------
