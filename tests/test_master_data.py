@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 from conftest import DEMO_ID, DEMO_KEY, b2b_body
@@ -97,6 +98,22 @@ def test_stores_sharing_a_file_see_each_others_master_changes(tmp_path):
     finally:
         one.close()
         other.close()
+
+
+@pytest.mark.parametrize("left", [b"", b"8 bytes!"])
+def test_a_master_file_already_there_is_read_as_it_is(tmp_path, left):
+    path = str(tmp_path / "state.db")
+    Path(f"{path}-master").write_bytes(left)
+    store = Store(path, shared=True)
+    try:
+        assert store.master_version()[1] == left.ljust(8, b"\0")
+        with store.transaction():
+            store.execute("INSERT INTO warehouses VALUES ('WH-X', 'X', 'Kota', 'J')")
+        moved = store.master_version()[1]
+        assert moved != left.ljust(8, b"\0")
+        assert Path(f"{path}-master").read_bytes() == moved
+    finally:
+        store.close()
 
 
 def test_a_change_that_cannot_be_marked_still_stands(tmp_path, monkeypatch, caplog):
