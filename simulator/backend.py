@@ -515,7 +515,7 @@ class Backend:
                 self._record_event(order["id"], now, "00", order["status"], "status")
             else:
                 self._record_event(order["id"], now, "", "REGISTERED", "registered")
-            scheduled = self._schedule_progression(order, client, now)
+            scheduled = self._schedule_progression(order, client, now, new=True)
 
         if scheduled or self.sends_webhooks(client):
             self.clock.wake()
@@ -1294,8 +1294,13 @@ class Backend:
         mode = "auto" if self.config.auto else client["progression"]
         return mode, delay
 
-    def _schedule_progression(self, order: dict, client: dict, now: float) -> bool:
-        """Plan the order's next timed step if it moves by itself; True if so."""
+    def _schedule_progression(
+        self, order: dict, client: dict, now: float, new: bool = False
+    ) -> bool:
+        """Plan the order's next timed step if it moves by itself; True if so.
+
+        Else drop any step planned before, which a ``new`` order has none of.
+        """
         mode, delay = self.progression_of(order, client)
         if mode == "auto" and order["status"] not in ("CANCELLED", "CLOSED"):
             self.store.execute(
@@ -1303,7 +1308,8 @@ class Backend:
                 (order["id"], now + delay),
             )
             return True
-        self.store.execute("DELETE FROM jobs WHERE order_id = ?", (order["id"],))
+        if not new:
+            self.store.execute("DELETE FROM jobs WHERE order_id = ?", (order["id"],))
         return False
 
     def set_order_progression(self, order_id: int, mode: str) -> dict:
