@@ -446,9 +446,10 @@ CHECKPOINT_EVERY = 0.1  # seconds
 # the copy. With a copy on another thread and writers taking turns, that is
 # rare; past this length the checkpointer makes it happen.
 RESTART_PAGES = 4096
-# Larger than the WAL grows between two restarts, so that an ordinary
-# restart does not cut the file only for it to grow again.
-WAL_SIZE_LIMIT = 2 * RESTART_PAGES * 4096  # bytes, for pages up to 4096
+# Larger than the WAL grows between two restarts (pages of up to 4 KB, in
+# a file made by an earlier version), so that an ordinary restart does not
+# cut the file only for it to grow again.
+WAL_SIZE_LIMIT = 2 * RESTART_PAGES * 4096  # bytes
 # How long the restart waits for readers still on the WAL, holding the
 # writers' turn. If they are not done by then, it tries again once the WAL
 # has grown by RESTART_PAGES more, so that a reader that stays (a sqlite3
