@@ -228,9 +228,10 @@ INDEXES: list[tuple[str, list[str], bool]] = [
 ]
 # Only the deliveries still to go out, which the background looks for
 # several times a second: one delivered, or never to be sent, leaves it.
+# Each order's first one is found in the index alone.
 PENDING_DELIVERIES_SQL = (
     "CREATE INDEX IF NOT EXISTS pending_deliveries "
-    "ON deliveries (order_id, id) WHERE state = 'pending'"
+    "ON deliveries (unordered, order_id, id) WHERE state = 'pending'"
 )
 # What files written by earlier versions have instead of the above; dropped
 # once the indexes that replace them are there.
