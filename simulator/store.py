@@ -377,7 +377,7 @@ class MasterVersion:
     def __init__(self, path: str) -> None:
         self._path = os.path.realpath(path)
         self._fd = os.open(
-            f"{self._path}-master", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+            f"{self._path}-master", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
         )
         # Read on every request, through memory rather than a system call.
         # A new file's zeros are a version like any other; the size only

@@ -116,6 +116,14 @@ def test_a_master_file_already_there_is_read_as_it_is(tmp_path, left):
         store.close()
 
 
+def test_the_master_file_is_not_executable(tmp_path):
+    path = str(tmp_path / "state.db")
+    store = Store(path, shared=True)
+    store.close()
+
+    assert not Path(f"{path}-master").stat().st_mode & 0o111
+
+
 def test_a_change_that_cannot_be_marked_still_stands(tmp_path, monkeypatch, caplog):
     path = str(tmp_path / "state.db")
     store = Store(path, shared=True)
