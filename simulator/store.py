@@ -80,6 +80,8 @@ SCHEMA: dict[str, dict[str, Any]] = {
             "receipt_date": str,
         },
         "pk": ("client_id", "warehouse_id", "sku"),
+        # Read and changed by key only: no rowid table behind the key.
+        "without_rowid": True,
     },
     "orders": {
         "columns": {
@@ -252,7 +254,7 @@ ORDER_COUNTS_SQL = [
         client_id INTEGER, kind TEXT, in_wms INTEGER, warehouse_id TEXT,
         order_type TEXT, status TEXT, n INTEGER,
         PRIMARY KEY (client_id, kind, in_wms, warehouse_id, order_type, status)
-    )""",
+    ) WITHOUT ROWID""",
     """CREATE TRIGGER order_counts_insert AFTER INSERT ON orders BEGIN
         INSERT INTO order_counts VALUES (NEW.client_id, NEW.kind,
             NEW.last_step IS NOT NULL, NEW.warehouse_id, NEW.order_type,
@@ -304,7 +306,7 @@ SHARED_AREAS = ("requests", "clients")
 CHANGE_MARKS_SQL = [
     """CREATE TABLE IF NOT EXISTS change_marks (
         client_id INTEGER, area TEXT, n INTEGER, PRIMARY KEY (client_id, area)
-    )""",
+    ) WITHOUT ROWID""",
     *(
         f"""CREATE TRIGGER IF NOT EXISTS change_marks_{table}_{event.lower()}
         AFTER {event} ON {table} BEGIN

@@ -18,7 +18,6 @@ from contextlib import closing, contextmanager
 import pytest
 from conftest import (
     DEMO_ID,
-    DEMO_KEY,
     SECOND_ID,
     WAREHOUSE,
     ShipperClient,
@@ -27,6 +26,7 @@ from conftest import (
     close_app,
     point_webhooks,
     set_stock,
+    sim_stock,
     webhooks,
 )
 from flask import Flask
@@ -34,7 +34,7 @@ from flask import Flask
 from simulator.app import create_app
 from simulator.config import Config
 from simulator.errors import ShipperError
-from simulator.store import PAGE_SIZE, SCHEMA, Store
+from simulator.store import PAGE_SIZE, Store
 
 
 @pytest.fixture
@@ -117,52 +117,76 @@ def test_a_detail_shows_its_order_and_lines_as_of_one_moment(file_app):
     assert all(line["qty_allocated"] > 0 for line in again["details"])
 
 
-def test_a_new_file_keeps_order_lines_without_rowid(tmp_path):
+def test_a_new_file_keeps_tables_read_by_key_without_rowid(tmp_path):
     store = Store(str(tmp_path / "state.db"))
     try:
-        sql = store.value("SELECT sql FROM sqlite_master WHERE name = 'order_lines'")
-        assert sql.rstrip().endswith("WITHOUT ROWID")
-        assert not store.value(
-            "SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'order_lines' "
-            "AND type = 'index'"
-        )
+        for table in KEYED_TABLES:
+            sql = store.value("SELECT sql FROM sqlite_master WHERE name = ?", (table,))
+            assert sql.rstrip().endswith("WITHOUT ROWID"), table
+            assert indexes_of_key(store, table) == [], table
     finally:
         store.close()
 
 
-def test_a_file_with_the_earlier_order_lines_table_still_serves(tmp_path):
-    path = str(tmp_path / "state.db")
-    spec = SCHEMA["order_lines"]
-    with sqlite3.connect(path) as earlier:
-        columns = ", ".join(f'"{name}"' for name in spec["columns"])
-        earlier.execute(
-            f"CREATE TABLE order_lines ({columns}, PRIMARY KEY (order_id, line_no))"
+# Tables a file made by an earlier version has with a rowid table behind
+# their key, with a separate index for the key.
+KEYED_TABLES = ("order_lines", "stock", "order_counts", "change_marks")
+
+
+def indexes_of_key(store: Store, table: str) -> list[str]:
+    return [
+        r["name"]
+        for r in store.rows(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?",
+            (table,),
         )
+    ]
+
+
+def create_earlier_tables(path: str) -> None:
+    """A file whose keyed tables are as an earlier version made them."""
+    Store(path).close()
+    with closing(sqlite3.connect(path, isolation_level=None)) as earlier:
+        for table in KEYED_TABLES:  # all empty still
+            (sql,) = earlier.execute(
+                "SELECT sql FROM sqlite_master WHERE name = ?", (table,)
+            ).fetchone()
+            earlier.execute(f"DROP TABLE {table}")
+            earlier.execute(sql.replace(" WITHOUT ROWID", ""))
+
+
+def test_a_file_with_the_earlier_keyed_tables_still_serves(tmp_path):
+    path = str(tmp_path / "state.db")
+    create_earlier_tables(path)
 
     app = create_app(Config(db_path=path, start_workers=False))
     simulator = app.extensions["shipper_sim"]
     try:
-        sql = simulator.store.value(
-            "SELECT sql FROM sqlite_master WHERE name = 'order_lines'"
-        )
-        assert "WITHOUT ROWID" not in sql
-        web = app.test_client()
-        headers = {"x-api-key": DEMO_KEY}
-        created = web.post(
-            "/v3/fulfillment/outbound/wms",
-            json=b2b_body("SO-EARLIER-FILE"),
-            headers=headers,
-        )
-        assert created.status_code == 200, created.get_json()
-        detail = web.get(
-            f"/v3/fulfillment/warehouse/{WAREHOUSE}/outbound/wms/SO-EARLIER-FILE",
-            headers=headers,
-        )
-        assert detail.status_code == 200
-        lines = detail.get_json()["data"]["outbound"]["details"]
+        for table in KEYED_TABLES:
+            sql = simulator.store.value(
+                "SELECT sql FROM sqlite_master WHERE name = ?", (table,)
+            )
+            assert "WITHOUT ROWID" not in sql, table
+            assert indexes_of_key(simulator.store, table), table
+        http = app.test_client()
+        api = ShipperClient(http)
+        marks = http.get("/_sim/changes", query_string={"client_id": DEMO_ID})
+        before = sim_stock(http, "SKU-CAP-01")["qty_sellable"]
+
+        api.create_ok("wms", b2b_body("SO-EARLIER-FILE"))
+
+        lines = api.outbound("wms", "SO-EARLIER-FILE")["details"]
         assert [line["order_line"] for line in lines] == [
             line["line_no"] for line in b2b_body()["details"]
         ]
+        assert api.list("WMS").get_json()["pagination"]["total_elements"] == 1
+        (held,) = [d for d in b2b_body()["details"] if d["sku"] == "SKU-CAP-01"]
+        after = sim_stock(http, "SKU-CAP-01")["qty_sellable"]
+        assert after == before - held["qty_ordered"]
+        moved = http.get("/_sim/changes", query_string={"client_id": DEMO_ID})
+        assert (
+            moved.get_json()["marks"]["orders"] != marks.get_json()["marks"]["orders"]
+        )
     finally:
         simulator.stop()
 
