@@ -515,7 +515,7 @@ class Backend:
                 self._record_event(order["id"], now, "00", order["status"], "status")
             else:
                 self._record_event(order["id"], now, "", "REGISTERED", "registered")
-            scheduled = self._schedule_progression(order, client, now, new=True)
+            scheduled = self._schedule_progression(order, client, now, planned=False)
 
         if scheduled or self.sends_webhooks(client):
             self.clock.wake()
@@ -1295,11 +1295,12 @@ class Backend:
         return mode, delay
 
     def _schedule_progression(
-        self, order: dict, client: dict, now: float, new: bool = False
+        self, order: dict, client: dict, now: float, planned: bool = True
     ) -> bool:
         """Plan the order's next timed step if it moves by itself; True if so.
 
-        Else drop any step planned before, which a ``new`` order has none of.
+        Else drop the step planned before, if ``planned`` says there may be
+        one: a new order has none, nor has one whose step just ran.
         """
         mode, delay = self.progression_of(order, client)
         if mode == "auto" and order["status"] not in ("CANCELLED", "CLOSED"):
@@ -1308,7 +1309,7 @@ class Backend:
                 (order["id"], now + delay),
             )
             return True
-        if not new:
+        if planned:
             self.store.execute("DELETE FROM jobs WHERE order_id = ?", (order["id"],))
         return False
 
@@ -1362,7 +1363,7 @@ class Backend:
                 )
                 _, delay = self.progression_of(order, client)
                 now += max(0.0, WAITING_STEP_RETRY - delay)
-            self._schedule_progression(order, client, now)
+            self._schedule_progression(order, client, now, planned=False)
 
     # ------------------------------------------------------------ webhooks
     def _record_event(

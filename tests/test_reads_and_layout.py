@@ -71,6 +71,16 @@ def commits_elsewhere_before(obj, name: str, path: str, sql: str, arg=None):
         outside.close()
 
 
+def lines_change_elsewhere(file_app, order_no: str, sql: str):
+    """A B2B order just made, whose lines another process changes (``sql``
+    on its id) right before each read of them; yields a client of the app."""
+    app, path = file_app
+    http = app.test_client()
+    ShipperClient(http).create_ok("wms", b2b_body(order_no))
+    backend = app.extensions["shipper_sim"].backend
+    return http, commits_elsewhere_before(backend, "_lines", path, sql)
+
+
 def test_reads_in_a_snapshot_see_one_state(tmp_path):
     path = str(tmp_path / "state.db")
     store = Store(path)
@@ -97,16 +107,13 @@ def test_a_snapshot_inside_a_transaction_joins_it():
 
 def test_a_detail_shows_its_order_and_lines_as_of_one_moment(file_app):
     """A commit elsewhere between the two reads is not half in the answer."""
-    app, path = file_app
-    api = ShipperClient(app.test_client())
-    api.create_ok("wms", b2b_body("SO-ONE-MOMENT"))
-    backend = app.extensions["shipper_sim"].backend
-    with commits_elsewhere_before(
-        backend,
-        "_lines",
-        path,
+    http, elsewhere = lines_change_elsewhere(
+        file_app,
+        "SO-ONE-MOMENT",
         "UPDATE order_lines SET qty_allocated = qty_ordered WHERE order_id = ?",
-    ):
+    )
+    api = ShipperClient(http)
+    with elsewhere:
         detail = api.outbound("wms", "SO-ONE-MOMENT")
 
     assert [line["qty_allocated"] for line in detail["details"]] == [0] * len(
@@ -300,17 +307,12 @@ def test_the_webhook_log_finds_a_number_of_every_client_and_the_pending(
 
 
 def test_a_timeline_shows_its_order_and_lines_as_of_one_moment(file_app):
-    app, path = file_app
-    http = app.test_client()
-    api = ShipperClient(http)
-    api.create_ok("wms", b2b_body("SO-TIMELINE"))
-    backend = app.extensions["shipper_sim"].backend
-    with commits_elsewhere_before(
-        backend,
-        "_lines",
-        path,
+    http, elsewhere = lines_change_elsewhere(
+        file_app,
+        "SO-TIMELINE",
         "UPDATE order_lines SET qty_allocated = qty_ordered WHERE order_id = ?",
-    ):
+    )
+    with elsewhere:
         timeline = http.get(f"/_sim/orders/{WAREHOUSE}/SO-TIMELINE").get_json()
 
     shown = [line["qty_allocated"] for line in timeline["order"]["details"]]
@@ -319,17 +321,12 @@ def test_a_timeline_shows_its_order_and_lines_as_of_one_moment(file_app):
 
 
 def test_an_advance_answers_the_state_its_steps_left(file_app):
-    app, path = file_app
-    http = app.test_client()
-    api = ShipperClient(http)
-    api.create_ok("wms", b2b_body("SO-ADVANCED"))
-    backend = app.extensions["shipper_sim"].backend
-    with commits_elsewhere_before(
-        backend,
-        "_lines",
-        path,
+    http, elsewhere = lines_change_elsewhere(
+        file_app,
+        "SO-ADVANCED",
         "UPDATE order_lines SET qty_picked = qty_allocated WHERE order_id = ?",
-    ):
+    )
+    with elsewhere:
         answer = advance_ok(http, "SO-ADVANCED", step="allocate")
 
     assert answer["so_status"] == "ALLOCATED"
