@@ -132,38 +132,65 @@ class QuietTimeouts(logging.Filter):
         return True
 
 
-def request_waiting(conn, prefix: bytes = b"/") -> bool:
-    """Whether a whole plain HTTP/1.x request for ``prefix...`` waits on ``conn``.
+# What has come so far of the next request on a connection (request_state).
+WHOLE = "whole"  # its line, headers and body
+PARTIAL = "partial"  # a part (or nothing yet): the rest can be waited for
+UNSURE = "unsure"  # only gunicorn's parser can tell: it goes to a thread
 
-    Looked at without taking it off the socket (``MSG_PEEK``): the request
-    line and headers, and as many body bytes as Content-Length says. A
-    request with Transfer-Encoding, Expect or Upgrade is never counted as
-    whole.
+
+def request_state(conn) -> tuple[str, bytes]:
+    """How much of the next plain HTTP/1.x request on ``conn`` is here.
+
+    Answers the state and the bytes here: those the worker took off the
+    socket already (``conn.held``), then those still on it, looked at
+    without taking them (``MSG_PEEK``). A request with Transfer-Encoding,
+    Expect or Upgrade, a head of more than PEEK_BYTES, a body that would
+    make the request longer than that, and a connection that gunicorn
+    already holds bytes of, or that has ended, are UNSURE.
     """
-    if not getattr(conn, "initialized", False) or getattr(conn, "is_http2", True):
-        return False
-    if isinstance(conn.sock, ssl.SSLSocket) or conn.parser.unreader.buf.getvalue():
-        return False
+    if getattr(conn, "is_http2", False) or isinstance(conn.sock, ssl.SSLSocket):
+        return UNSURE, b""
+    parser = getattr(conn, "parser", None)
+    if parser is not None and parser.unreader.buf.getvalue():
+        return UNSURE, b""
+    data = bytes(getattr(conn, "held", b""))
     try:
-        data = conn.sock.recv(PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        more = conn.sock.recv(
+            PEEK_BYTES - len(data), socket.MSG_PEEK | socket.MSG_DONTWAIT
+        )
+    except BlockingIOError:
+        more = None
     except OSError:
-        return False
+        return UNSURE, data
+    if more == b"" and len(data) < PEEK_BYTES:  # the client closed its side
+        return UNSURE, data
+    data += more or b""
     end = data.find(b"\r\n\r\n")
     if end < 0:
-        return False
-    line = data[: data.find(b"\r\n")].split(b" ")
-    if len(line) != 3 or not line[1].startswith(prefix):
-        return False
+        return (UNSURE if len(data) >= PEEK_BYTES else PARTIAL), data
+    if len(data[: data.find(b"\r\n")].split(b" ")) != 3:
+        return UNSURE, data
     head = data[: end + 2].lower()
     if any(
         name in head
         for name in (b"\r\ntransfer-encoding", b"\r\nexpect", b"\r\nupgrade")
     ):
-        return False
+        return UNSURE, data
     lengths = _CONTENT_LENGTH.findall(head)
     if len(lengths) > 1:
+        return UNSURE, data
+    length = end + 4 + (int(lengths[0]) if lengths else 0)
+    if len(data) >= length:
+        return WHOLE, data
+    return (UNSURE if length > PEEK_BYTES else PARTIAL), data
+
+
+def request_waiting(conn, prefix: bytes = b"/") -> bool:
+    """Whether a whole request for ``prefix...`` waits on a kept-alive ``conn``."""
+    if not getattr(conn, "initialized", False):
         return False
-    return len(data) >= end + 4 + (int(lengths[0]) if lengths else 0)
+    state, data = request_state(conn)
+    return state == WHOLE and data.split(b" ", 2)[1].startswith(prefix)
 
 
 def json_error_worker():
@@ -174,6 +201,9 @@ def json_error_worker():
     ``serve`` does in one process: Shipper's envelope (code 810) on Shipper's
     paths, ``{"error": ...}`` elsewhere, and the reason in ``x-sim-error``.
     """
+    import selectors
+    from functools import partial
+
     from gunicorn import util
     from gunicorn.workers.gthread import ThreadWorker
 
@@ -183,11 +213,14 @@ def json_error_worker():
     # The connection the worker's own thread is answering, if any.
     here = threading.local()
     shipper_paths = SHIPPER_PREFIX.encode()
-    # Both refinements below lean on how gthread hands requests around;
+    # The refinements below lean on how gthread hands requests around;
     # with a gunicorn that does it differently, the worker is plain gthread.
-    knows_gthread = hasattr(ThreadWorker, "set_accept_enabled") and list(
-        inspect.signature(ThreadWorker.finish_request).parameters
-    )[1:] == ["conn", "fs"]
+    knows_gthread = (
+        hasattr(ThreadWorker, "set_accept_enabled")
+        and hasattr(ThreadWorker, "murder_pending")
+        and list(inspect.signature(ThreadWorker.finish_request).parameters)[1:]
+        == ["conn", "fs"]
+    )
 
     def write_json_error(sock, status: int, reason: str, message: str) -> None:
         from . import envelope
@@ -215,24 +248,43 @@ def json_error_worker():
             logging.getLogger("gunicorn.error").addFilter(QuietTimeouts())
             # The connections a pool thread is working on.
             self.in_pool: set = set()
+            # Those whose request has not come whole yet.
+            self.waiting: set = set()
             super().init_process()
 
         def enqueue_req(self, conn) -> None:
-            # A kept-alive connection whose whole next request to Shipper's
-            # API is already here is answered on this thread: handing it to
-            # a pool thread and back costs two thread switches per request,
-            # more than gunicorn's own work. Anything that could make the
-            # answer wait (a new connection, a request still arriving, a
-            # chunked body, an upgrade, the control API's answers of any
-            # size) goes to the pool, where it holds one thread, not the
-            # worker.
+            # A request goes to a thread only once it is here whole (or
+            # gunicorn's parser alone can tell, see request_state): until
+            # then the worker keeps what came of it and waits for more in
+            # its poller, so that clients sending slowly, or nothing at all,
+            # hold no thread. A kept-alive connection whose whole next
+            # request to Shipper's API is here is answered on this thread:
+            # handing it to a pool thread and back costs two thread switches
+            # per request, more than gunicorn's own work. Anything that
+            # could make the answer wait (a new connection, a chunked body,
+            # an upgrade, the control API's answers of any size) goes to the
+            # pool, where it holds one thread, not the worker.
             if not knows_gthread:
                 super().enqueue_req(conn)
-            elif not getattr(conn, "prepared", False):
+                return
+            if not getattr(conn, "prepared", False):
                 prepare(conn.sock)
                 conn.prepared = True
-                self.to_pool(conn)
-            elif request_waiting(conn, shipper_paths):
+            state, data = request_state(conn)
+            while state == PARTIAL and self.alive:
+                taken = self.take_what_came(conn)
+                if taken is None:  # nothing new: the poller says when more comes
+                    self.wait_for_more(conn)
+                    return
+                if not taken:  # closed, or failed: gunicorn's parser sees it
+                    break
+                state, data = request_state(conn)
+            conn.due = None
+            if (
+                state == WHOLE
+                and conn.initialized
+                and data.split(b" ", 2)[1].startswith(shipper_paths)
+            ):
                 done: Future = Future()
                 here.conn = conn
                 try:
@@ -244,6 +296,83 @@ def json_error_worker():
                 self.finish_request(conn, done)
             else:
                 self.to_pool(conn)
+
+        @staticmethod
+        def take_what_came(conn) -> bytes | None:
+            # Off the socket into conn.held, so that the poller wakes the
+            # worker when more comes, not at once again. None: nothing came;
+            # b"": the client closed its side, or the socket failed.
+            held = getattr(conn, "held", b"")
+            try:
+                taken = conn.sock.recv(PEEK_BYTES - len(held), socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return None
+            except OSError:
+                return b""
+            conn.held = held + taken
+            conn.data_ready = True  # gunicorn waits for none then
+            return taken
+
+        def wait_for_more(self, conn) -> None:
+            if getattr(conn, "due", None) is None:
+                conn.due = time.monotonic() + READ_TIMEOUT
+            self.waiting.add(conn)
+            self.poller.register(
+                conn.sock, selectors.EVENT_READ, partial(self.on_more, conn)
+            )
+
+        def on_more(self, conn, sock) -> None:
+            self.poller.unregister(sock)
+            self.waiting.discard(conn)
+            self.enqueue_req(conn)
+
+        def murder_pending(self) -> None:
+            # Called on every turn of gunicorn's loop. A request that did not
+            # come whole within READ_TIMEOUT is given up: a body that stopped
+            # is answered (400, code 810 on Shipper's paths), a head that
+            # never ended is not; either way the connection is closed. A
+            # stopping worker closes every connection still waiting.
+            super().murder_pending()
+            now = time.monotonic()
+            for conn in [c for c in self.waiting if c.due <= now or not self.alive]:
+                self.waiting.discard(conn)
+                self.poller.unregister(conn.sock)
+                held = getattr(conn, "held", b"")
+                if self.alive:
+                    log.warning(
+                        "gave up on a client that stopped sending its request "
+                        "or reading its answer; its connection is closed"
+                    )
+                    if b"\r\n\r\n" in held:
+                        self.refuse_unfinished_body(conn, held)
+                self.nr_conns -= 1
+                conn.close()
+
+        @staticmethod
+        def refuse_unfinished_body(conn, held: bytes) -> None:
+            refused.path = held.split(b" ", 2)[1].decode("latin-1")
+            try:
+                write_json_error(
+                    conn.sock,
+                    400,
+                    "Bad Request",
+                    f"body: could not be read whole (it stopped before its "
+                    f"Content-Length for {READ_TIMEOUT:g} s)",
+                )
+            except OSError:  # the client is gone too
+                pass
+            finally:
+                refused.path = ""
+
+        def handle(self, conn):
+            # The bytes the worker took off the socket come first.
+            held = getattr(conn, "held", b"")
+            if held:
+                conn.held = b""
+                conn.sock.setblocking(True)
+                conn.init()
+                conn.parser.unreader.unread(held)
+            return super().handle(conn)
 
         def to_pool(self, conn) -> None:
             self.in_pool.add(conn)

@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 
@@ -475,18 +476,33 @@ def test_a_body_or_head_that_stops_coming_is_given_up_after_the_read_timeout(ser
     )
     bodies = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(6)]
     heads = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(5)]
+    # A head or a body that keeps coming, a byte a second, is given up all
+    # the same.
+    trickled = socket.create_connection(("127.0.0.1", server.port))
+    heads.append(trickled)
+    bodies.append(socket.create_connection(("127.0.0.1", server.port)))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        with suppress(OSError):
+            while not stop.wait(1.0):
+                trickled.sendall(b"a")
+                bodies[-1].sendall(b" ")
+
     try:
         for conn in bodies:
             conn.sendall(head)  # and nothing more
         for conn in heads:
             conn.sendall(head[:40])
+        threading.Thread(target=trickle, daemon=True).start()
         started = time.monotonic()
 
-        # Fewer than the workers' 3 x 4 threads: the others still get in.
         assert requests.get(f"{server.url}/_sim/health", timeout=10).ok
 
-        bodies[0].settimeout(READ_TIMEOUT + 15)
-        answer = bodies[0].recv(65536)
+        answers = []
+        for conn in (bodies[0], bodies[-1]):
+            conn.settimeout(READ_TIMEOUT + 15)
+            answers.append(conn.recv(65536))
         waited = time.monotonic() - started
         closed = []
         for conn in heads:
@@ -497,11 +513,13 @@ def test_a_body_or_head_that_stops_coming_is_given_up_after_the_read_timeout(ser
                 closed.append(b"")
         head_waited = time.monotonic() - started
     finally:
+        stop.set()
         for conn in bodies + heads:
             conn.close()
 
-    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
-    assert b"could not be read whole" in answer
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+        assert b"could not be read whole" in answer
     assert READ_TIMEOUT * 0.8 <= waited < READ_TIMEOUT + 15
     # A head that never ends gets no answer: the connection is closed.
     assert closed == [b""] * len(heads)
@@ -600,6 +618,121 @@ def test_a_new_connection_or_one_with_bytes_read_ahead_goes_to_a_thread():
 
         assert not request_waiting(PeekedConnection(ours, initialized=False))
         assert not request_waiting(read_ahead)
+
+
+PARTIAL_REQUESTS = {
+    "nothing yet": b"",
+    "half a request line": b"GET /_sim/hea",
+    "headers without their end": b"GET /_sim/health HTTP/1.1\r\nHost: x\r\n",
+    "a POST without all of its body": POST_HEAD + b'{"doc"',
+}
+UNSURE_REQUESTS = {
+    "a chunked body": NOT_WHOLE["a chunked body"],
+    "an Expect header": NOT_WHOLE["an Expect header"],
+    "an Upgrade header": NOT_WHOLE["an Upgrade header"],
+    "two Content-Lengths": NOT_WHOLE["two Content-Lengths"],
+    "a body longer than the worker looks at": b"POST / HTTP/1.1\r\n"
+    b"Content-Length: 70000\r\n\r\n{",
+    "a head longer than the worker looks at": b"GET / HTTP/1.1\r\nX: " + b"a" * 70_000,
+    "a request line of two words": b"GET /\r\nHost: x\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize(
+    "raw, state",
+    [*((raw, "partial") for raw in PARTIAL_REQUESTS.values())]
+    + [*((raw, "unsure") for raw in UNSURE_REQUESTS.values())]
+    + [*((raw, "whole") for raw in WHOLE.values())],
+    ids=[*PARTIAL_REQUESTS, *UNSURE_REQUESTS, *WHOLE],
+)
+def test_the_worker_waits_itself_only_for_a_request_it_can_tell_the_end_of(raw, state):
+    from simulator.production import request_state
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setblocking(False)
+        theirs.setblocking(False)
+        with suppress(BlockingIOError):
+            theirs.sendall(raw)
+        time.sleep(0.05)
+
+        assert request_state(PeekedConnection(ours))[0] == state
+
+
+def test_bytes_the_worker_took_count_with_those_still_on_the_socket():
+    from simulator.production import request_state
+
+    request = keyed_request("POST", "/v3/fulfillment/outbound/wms", {"x": 1})
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        taken = PeekedConnection(ours)
+        taken.held = request[:30]
+        assert request_state(taken)[0] == "partial"
+
+        theirs.sendall(request[30:])
+        time.sleep(0.05)
+
+        assert request_state(taken) == ("whole", request)
+        assert ours.recv(65536) == request[30:]  # still there for gunicorn
+
+
+def test_a_client_that_closed_mid_request_goes_to_gunicorn_to_be_closed():
+    from simulator.production import request_state
+
+    ours, theirs = socket.socketpair()
+    with ours:
+        theirs.sendall(b"GET /_sim/hea")
+        theirs.close()
+        time.sleep(0.05)
+        taken = PeekedConnection(ours)
+        assert request_state(taken)[0] == "partial"  # the end is behind them
+
+        taken.held = ours.recv(65536)
+
+        assert request_state(taken) == ("unsure", b"GET /_sim/hea")
+
+
+def test_many_clients_sending_slowly_or_nothing_stall_nobody_else(server, api):
+    # Many more than the workers' 3 x 4 threads, each kind.
+    slow = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(90)]
+    create = keyed_request(
+        "POST", "/v3/fulfillment/outbound/wms", b2b_body("PROD-SLOWLY-1")
+    )
+    stop = threading.Event()
+
+    def trickle(conn: socket.socket, data: bytes) -> None:
+        with suppress(OSError):
+            for byte in data:
+                if stop.wait(0.5):
+                    return
+                conn.sendall(bytes([byte]))
+
+    try:
+        for conn in slow[:30]:  # a head a byte at a time
+            threading.Thread(target=trickle, args=(conn, create), daemon=True).start()
+        for conn in slow[30:60]:  # a whole head, then a body a byte at a time
+            head_end = create.index(b"\r\n\r\n") + 4
+            conn.sendall(create[:head_end])
+            threading.Thread(
+                target=trickle, args=(conn, create[head_end:]), daemon=True
+            ).start()
+        # and slow[60:] send nothing at all
+        time.sleep(1.5)
+
+        waits = []
+        for n in range(10):
+            started = time.monotonic()
+            answer = api.create("wms", b2b_body(f"PROD-QUICK-{n}"))
+            assert answer.status_code == 200, answer.text
+            assert api.detail("wms", f"PROD-QUICK-{n}").status_code == 200
+            waits.append(time.monotonic() - started)
+        assert requests.get(f"{server.url}/_sim/health", timeout=10).ok
+    finally:
+        stop.set()
+        for conn in slow:
+            conn.close()
+
+    assert max(waits) < 1.0, waits
 
 
 def read_answers(conn: socket.socket, count: int) -> list[tuple[int, dict]]:
