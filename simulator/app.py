@@ -206,8 +206,9 @@ def _register_hooks(app: Flask, simulator: Simulator) -> None:
         reason = state.get("sim_reason")
         if reason:
             # Header values must be latin-1, on one line and free of control
-            # characters (a reason can quote a client's "\r" or "\x00").
-            safe = reason.encode("latin-1", "replace").decode("latin-1")
+            # characters (a reason can quote a client's "\r" or "\x00"); a
+            # character outside latin-1 is written as its escape (\u0661).
+            safe = reason.encode("latin-1", "backslashreplace").decode("latin-1")
             safe = re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", safe)
             response.headers["x-sim-error"] = safe[:500]
         if req.path.startswith(SHIPPER_PREFIX):

@@ -472,6 +472,13 @@ def test_x_sim_error_survives_text_outside_latin_1(api):
     assert response.headers["x-sim-error"].startswith("consignee:")
 
 
+def test_x_sim_error_writes_characters_outside_latin_1_as_their_escapes(api):
+    response = api.create("oms", b2c_body(so_number="AB\u0661\u0662"))
+
+    assert response.status_code == 400
+    assert "'AB\\u0661\\u0662'" in response.headers["x-sim-error"]
+
+
 # -- detail paths ------------------------------------------------------------------
 
 
