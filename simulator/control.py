@@ -61,13 +61,17 @@ def int_arg(name: str, minimum: int | None = None) -> int | None:
     return number
 
 
-def choice_arg(name: str, choices: tuple[str, ...]) -> str | None:
+def choice_arg(
+    name: str, choices: tuple[str, ...], any_case: bool = False
+) -> str | None:
     value = request.args.get(name) or None
-    if value is not None and value not in choices:
+    if value is None:
+        return None
+    if (value.upper() if any_case else value) not in choices:
         raise ControlError(
             f"{name} must be one of {', '.join(choices)}, got {value!r}", 400, name
         )
-    return value
+    return value.upper() if any_case else value
 
 
 @bp.url_value_preprocessor
@@ -154,7 +158,7 @@ def list_orders():
     return {
         "orders": sim().backend.order_summaries(
             client_id=int_arg("client_id"),
-            status=request.args.get("status") or None,
+            status=choice_arg("status", API_STATUSES, any_case=True),
             limit=int_arg("limit") or 200,
         )
     }

@@ -579,3 +579,19 @@ def test_the_clients_mark_moves_for_a_new_key_codes_or_warehouses(http):
     assert marks(http, DEMO_ID)["clients"] != before
     # Nothing of a client's setup is in the mark itself.
     assert marks(http)["clients"].isdigit()
+
+
+def test_orders_filter_by_status_in_any_case_and_refuse_one_that_is_not(http, api):
+    api.create_ok("oms", b2c_body(so_number="SO-REG-1"))
+    api.create_ok("wms", b2b_body(doc_no="SO-CRE-1"))
+
+    def numbers(status: str) -> list[str]:
+        found = http.get("/_sim/orders", query_string={"status": status})
+        assert found.status_code == 200, found.get_json()
+        return [o["order_no"] for o in found.get_json()["orders"]]
+
+    assert numbers("REGISTERED") == numbers("registered") == ["SO-REG-1"]
+    assert numbers("Created") == ["SO-CRE-1"]
+    refused = http.get("/_sim/orders", query_string={"status": "SHIPPING"})
+    assert refused.status_code == 400
+    assert "status must be one of REGISTERED" in refused.get_json()["error"]
