@@ -101,6 +101,16 @@ DECISIONS: tuple[Decision, ...] = (
         "limit is at most 100; lists are newest first.",
     ),
     Decision(
+        "List filters",
+        "A warehouse_id with none of the client's orders (another client's, "
+        "or one that does not exist) gives an empty page, as any filter that "
+        "matches nothing; the stock look-up, which names a warehouse to "
+        "read, refuses one that is not the client's (3014). A query "
+        "parameter given twice counts with its first value.",
+        "Shipper documents the filters only; a filter's value is no claim "
+        "that the warehouse is the client's.",
+    ),
+    Decision(
         "release_status",
         "A boolean in the list as in the detail (the list page calls it a "
         "string). True once the order is in the WMS.",

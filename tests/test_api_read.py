@@ -234,6 +234,23 @@ def test_list_filters_by_warehouse(api):
 
     assert numbers(api.listed("WMS", warehouse_id="WH-BAL")) == ["IN-BAL"]
     assert numbers(api.listed("WMS", warehouse_id="WH-NOPE")) == []
+    # Another client's warehouse: nothing of this client's is there.
+    assert numbers(api.listed("WMS", warehouse_id="WH-SBY01")) == []
+
+
+def test_a_list_parameter_given_twice_counts_with_its_first_value(api):
+    for n in range(3):
+        api.create_ok("wms", b2b_body(doc_no=f"TWICE-{n}"))
+
+    first = api.call(
+        "GET", "/outbounds/WMS", query_string=[("limit", "1"), ("limit", "abc")]
+    )
+    refused = api.call(
+        "GET", "/outbounds/WMS", query_string=[("limit", "abc"), ("limit", "1")]
+    )
+
+    assert numbers(first.get_json()["data"]["outbounds"]) == ["TWICE-2"]
+    assert refused.status_code == 400
 
 
 def test_list_filters_by_order_type(api, http):
