@@ -116,16 +116,19 @@ def prepare(sock: socket.socket) -> None:
     )
 
 
+GAVE_UP = (
+    "gave up on a client that stopped sending its request or reading its "
+    "answer; its connection is closed"
+)
+
+
 class QuietTimeouts(logging.Filter):
     """gunicorn's log line for a client that was too slow, without a traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, TimeoutError | BlockingIOError):
-            record.msg = (
-                "gave up on a client that stopped sending its request or "
-                "reading its answer; its connection is closed"
-            )
+            record.msg = GAVE_UP
             record.args = ()
             record.exc_info = None
             record.exc_text = None
@@ -183,14 +186,6 @@ def request_state(conn) -> tuple[str, bytes]:
     if len(data) >= length:
         return WHOLE, data
     return (UNSURE if length > PEEK_BYTES else PARTIAL), data
-
-
-def request_waiting(conn, prefix: bytes = b"/") -> bool:
-    """Whether a whole request for ``prefix...`` waits on a kept-alive ``conn``."""
-    if not getattr(conn, "initialized", False):
-        return False
-    state, data = request_state(conn)
-    return state == WHOLE and data.split(b" ", 2)[1].startswith(prefix)
 
 
 def json_error_worker():
@@ -339,10 +334,7 @@ def json_error_worker():
                 self.poller.unregister(conn.sock)
                 held = getattr(conn, "held", b"")
                 if self.alive:
-                    log.warning(
-                        "gave up on a client that stopped sending its request "
-                        "or reading its answer; its connection is closed"
-                    )
+                    log.warning(GAVE_UP)
                     if b"\r\n\r\n" in held:
                         self.refuse_unfinished_body(conn, held)
                 self.nr_conns -= 1
