@@ -10,6 +10,7 @@ beside gunicorn, which looks for due work every ``poll_interval`` seconds
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import logging
 import multiprocessing
@@ -91,6 +92,10 @@ def run_background(config: Config, parent_pid: int, ready=None) -> None:
 # goes to a pool thread.
 PEEK_BYTES = 64 * 1024
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*(\d+)[ \t]*(?=\r\n)")
+# Headers after which only gunicorn's parser can tell where the request ends
+# (a head in lower case), and what a request line looks like.
+_HANDED_OVER_HEADERS = re.compile(rb"\r\n(?:transfer-encoding|expect|upgrade)[ \t]*:")
+_REQUEST_LINE = re.compile(rb"[A-Z]+ [^ \r\n]+ HTTP/\d\.\d\r\n")
 # What the kernel holds of an answer the client has not read yet: more than
 # the largest answer of Shipper's API (500 order lines, 100 list records),
 # so that answering it never waits for the client.
@@ -99,6 +104,12 @@ SEND_BUFFER = 1024 * 1024
 # reads nothing of a larger one is cut off then); a pool thread may wait
 # READ_TIMEOUT.
 OWN_THREAD_TIMEOUT = 5.0
+# The worker's own thread answers a connection only while less than this
+# of its earlier answers waits to be taken: the send buffer then has room
+# for Shipper's largest answer (a detail of 500 lines, about 250 KB).
+UNSENT_LIMIT = 64 * 1024
+# How long a stopping worker still waits for a request that is coming.
+STOP_LINGER = 2.0
 
 
 def prepare(sock: socket.socket) -> None:
@@ -146,10 +157,12 @@ def request_state(conn) -> tuple[str, bytes]:
 
     Answers the state and the bytes here: those the worker took off the
     socket already (``conn.held``), then those still on it, looked at
-    without taking them (``MSG_PEEK``). A request with Transfer-Encoding,
-    Expect or Upgrade, a head of more than PEEK_BYTES, a body that would
-    make the request longer than that, and a connection that gunicorn
-    already holds bytes of, or that has ended, are UNSURE.
+    without taking them (``MSG_PEEK``). UNSURE: a request with a
+    Transfer-Encoding, Expect or Upgrade header or Content-Lengths that
+    differ, a head of more than PEEK_BYTES, a body that would make the
+    request longer than that, a first line that is not an HTTP request
+    line, a head that ends in bare line feeds, and a connection that
+    gunicorn already holds bytes of, or that has ended.
     """
     if getattr(conn, "is_http2", False) or isinstance(conn.sock, ssl.SSLSocket):
         return UNSURE, b""
@@ -168,24 +181,77 @@ def request_state(conn) -> tuple[str, bytes]:
     if more == b"" and len(data) < PEEK_BYTES:  # the client closed its side
         return UNSURE, data
     data += more or b""
+    line_end = data.find(b"\n")
+    if line_end >= 0 and not _REQUEST_LINE.fullmatch(data[: line_end + 1]):
+        return UNSURE, data
     end = data.find(b"\r\n\r\n")
     if end < 0:
-        return (UNSURE if len(data) >= PEEK_BYTES else PARTIAL), data
-    if len(data[: data.find(b"\r\n")].split(b" ")) != 3:
-        return UNSURE, data
+        if b"\n\n" in data or len(data) >= PEEK_BYTES:
+            return UNSURE, data
+        return PARTIAL, data
     head = data[: end + 2].lower()
-    if any(
-        name in head
-        for name in (b"\r\ntransfer-encoding", b"\r\nexpect", b"\r\nupgrade")
-    ):
+    if _HANDED_OVER_HEADERS.search(head):
         return UNSURE, data
-    lengths = _CONTENT_LENGTH.findall(head)
+    lengths = set(_CONTENT_LENGTH.findall(head))
     if len(lengths) > 1:
         return UNSURE, data
-    length = end + 4 + (int(lengths[0]) if lengths else 0)
+    length = end + 4 + (int(lengths.pop()) if lengths else 0)
     if len(data) >= length:
         return WHOLE, data
     return (UNSURE if length > PEEK_BYTES else PARTIAL), data
+
+
+def take_read_ahead(conn) -> None:
+    """Move what gunicorn's parser read past the last request into conn.held."""
+    parser = getattr(conn, "parser", None)
+    reader = getattr(parser, "unreader", None)
+    if reader is None or not reader.buf.getvalue():
+        return
+    conn.held = reader.buf.getvalue() + getattr(conn, "held", b"")
+    reader.buf = io.BytesIO()
+
+
+def room_to_answer(sock: socket.socket) -> bool:
+    """Whether the client has taken its earlier answers (the kernel's count).
+
+    Only then does an answer fit in the connection's send buffer whatever
+    its size: one that did not would make the worker's own thread wait for
+    a client that does not read.
+    """
+    try:
+        import fcntl
+        import termios
+
+        unsent = struct.unpack(
+            "i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4)
+        )[0]
+    except (ImportError, OSError, AttributeError):  # not Linux: as before
+        return True
+    return unsent < UNSENT_LIMIT
+
+
+class ReadBy:
+    """A connection's socket as gunicorn's parser reads it: no read past ``by``."""
+
+    def __init__(self, sock: socket.socket, by: float) -> None:
+        self.sock = sock
+        self.by = by
+
+    def recv(self, size: int, *flags) -> bytes:
+        left = self.by - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request did not come whole in time")
+        before = self.sock.gettimeout()
+        if before is not None and before <= left:
+            return self.sock.recv(size, *flags)
+        self.sock.settimeout(left)
+        try:
+            return self.sock.recv(size, *flags)
+        finally:
+            self.sock.settimeout(before)
+
+    def __getattr__(self, name: str):
+        return getattr(self.sock, name)
 
 
 def json_error_worker():
@@ -265,8 +331,12 @@ def json_error_worker():
             if not getattr(conn, "prepared", False):
                 prepare(conn.sock)
                 conn.prepared = True
+            # Looked at without waiting: a connection gunicorn hands back
+            # with bytes read ahead still has the timeout of its last answer.
+            conn.sock.setblocking(False)
+            take_read_ahead(conn)
             state, data = request_state(conn)
-            while state == PARTIAL and self.alive:
+            while state == PARTIAL:
                 taken = self.take_what_came(conn)
                 if taken is None:  # nothing new: the poller says when more comes
                     self.wait_for_more(conn)
@@ -274,11 +344,13 @@ def json_error_worker():
                 if not taken:  # closed, or failed: gunicorn's parser sees it
                     break
                 state, data = request_state(conn)
+            conn.read_by = getattr(conn, "due", None) or time.monotonic() + READ_TIMEOUT
             conn.due = None
             if (
                 state == WHOLE
                 and conn.initialized
                 and data.split(b" ", 2)[1].startswith(shipper_paths)
+                and room_to_answer(conn.sock)
             ):
                 done: Future = Future()
                 here.conn = conn
@@ -326,19 +398,27 @@ def json_error_worker():
             # come whole within READ_TIMEOUT is given up: a body that stopped
             # is answered (400, code 810 on Shipper's paths), a head that
             # never ended is not; either way the connection is closed. A
-            # stopping worker closes every connection still waiting.
+            # stopping worker waits STOP_LINGER more at most for each.
             super().murder_pending()
             now = time.monotonic()
-            for conn in [c for c in self.waiting if c.due <= now or not self.alive]:
+            for conn in list(self.waiting):
+                if not self.alive:
+                    conn.due = min(conn.due, getattr(self, "stop_by", conn.due))
+                if conn.due > now:
+                    continue
                 self.waiting.discard(conn)
                 self.poller.unregister(conn.sock)
                 held = getattr(conn, "held", b"")
-                if self.alive:
-                    log.warning(GAVE_UP)
-                    if b"\r\n\r\n" in held:
-                        self.refuse_unfinished_body(conn, held)
+                log.warning(GAVE_UP)
+                if b"\r\n\r\n" in held:
+                    self.refuse_unfinished_body(conn, held)
                 self.nr_conns -= 1
                 conn.close()
+
+        def handle_exit(self, sig, frame) -> None:
+            if self.alive:
+                self.stop_by = time.monotonic() + STOP_LINGER
+            super().handle_exit(sig, frame)
 
         @staticmethod
         def refuse_unfinished_body(conn, held: bytes) -> None:
@@ -357,13 +437,22 @@ def json_error_worker():
                 refused.path = ""
 
         def handle(self, conn):
-            # The bytes the worker took off the socket come first.
+            # The bytes the worker took off the socket come first; no read
+            # of the request waits past READ_TIMEOUT from when it began to
+            # come (a client sending a byte now and then included).
             held = getattr(conn, "held", b"")
+            conn.held = b""
+            conn.sock.setblocking(True)
+            conn.init()
             if held:
-                conn.held = b""
-                conn.sock.setblocking(True)
-                conn.init()
                 conn.parser.unreader.unread(held)
+            if hasattr(conn.parser, "unreader") and hasattr(
+                conn.parser.unreader, "sock"
+            ):
+                conn.parser.unreader.sock = ReadBy(
+                    conn.sock,
+                    getattr(conn, "read_by", None) or time.monotonic() + READ_TIMEOUT,
+                )
             return super().handle(conn)
 
         def to_pool(self, conn) -> None:

@@ -301,6 +301,31 @@ def test_a_request_under_way_at_a_stop_is_answered_stored_and_journalled(tmp_pat
         ).fetchall() == [(200,)]
 
 
+@pytest.mark.parametrize("kept_alive", [False, True])
+def test_a_request_still_coming_at_a_stop_is_waited_for_and_answered(
+    tmp_path, kept_alive
+):
+    create = keyed_request(
+        "POST", "/v3/fulfillment/outbound/wms", b2b_body("STOPPING01")
+    )
+    with SimServer(db=tmp_path / "state.db", workers=2) as server:
+        conn = socket.create_connection(("127.0.0.1", server.port))
+        with conn:
+            if kept_alive:
+                conn.sendall(keyed_request("GET", "/_sim/health"))
+                read_answers(conn, 1)
+            conn.sendall(create[:-20])
+            time.sleep(0.3)
+
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(0.2)
+            conn.sendall(create[-20:])
+
+            [(status, body)] = read_answers(conn, 1)
+        assert status == 200, body
+        assert server.process.wait(timeout=15) == 0
+
+
 def test_every_worker_asks_for_the_admin_token_on_the_control_api():
     server = SimServer("--admin-token", "s3cret-for-tests", workers=2)
     try:
@@ -552,6 +577,10 @@ WHOLE = {
     "a GET": b"GET /_sim/health HTTP/1.1\r\nHost: x\r\n\r\n",
     "a POST with all of its body": POST_HEAD + b'{"doc": "1"}',
     "a POST and the start of the next request": POST_HEAD + b'{"doc": "1"}GET /',
+    "a header whose name only starts like Upgrade": b"GET /_sim/health HTTP/1.1"
+    b"\r\nUpgrade-Insecure-Requests: 1\r\n\r\n",
+    "the same Content-Length twice": b"POST / HTTP/1.1\r\nContent-Length: 2\r\n"
+    b"Content-Length: 2\r\n\r\n{}",
 }
 PARTIAL = {
     "nothing yet": b"",
@@ -564,12 +593,14 @@ UNSURE = {
     "an Expect header": b"POST / HTTP/1.1\r\nExpect: 100-continue\r\n"
     b"Content-Length: 2\r\n\r\n{}",
     "an Upgrade header": b"GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
-    "two Content-Lengths": b"POST / HTTP/1.1\r\nContent-Length: 2\r\n"
-    b"Content-Length: 2\r\n\r\n{}",
+    "two different Content-Lengths": b"POST / HTTP/1.1\r\nContent-Length: 2\r\n"
+    b"Content-Length: 3\r\n\r\n{}",
     "a body longer than the worker looks at": b"POST / HTTP/1.1\r\n"
     b"Content-Length: 70000\r\n\r\n{",
     "a head longer than the worker looks at": b"GET / HTTP/1.1\r\nX: " + b"a" * 70_000,
     "a request line of two words": b"GET /\r\nHost: x\r\n\r\n",
+    "lines that end in bare line feeds": b"GET /_sim/health HTTP/1.1\nHost: x\n\n",
+    "bytes that are not HTTP": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n",
 }
 
 
@@ -609,6 +640,35 @@ def test_bytes_gunicorn_read_ahead_leave_the_request_to_its_parser():
         assert request_state(read_ahead)[0] == "unsure"
 
 
+def test_a_thread_reads_a_request_no_longer_than_its_time_however_it_trickles():
+    from simulator.production import ReadBy
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.settimeout(30)
+        reader = ReadBy(ours, time.monotonic() + 0.6)
+        stop = threading.Event()
+
+        def trickle() -> None:
+            with suppress(OSError):
+                while not stop.wait(0.1):
+                    theirs.sendall(b"a")
+
+        threading.Thread(target=trickle, daemon=True).start()
+        started = time.monotonic()
+        got = b""
+        try:
+            with pytest.raises(TimeoutError):
+                while True:
+                    got += reader.recv(1)
+        finally:
+            stop.set()
+
+        assert 0.5 < time.monotonic() - started < 1.5
+        assert got.startswith(b"aaa")
+        assert ours.gettimeout() == 30  # as it was, for the answer
+
+
 def test_bytes_the_worker_took_count_with_those_still_on_the_socket():
     from simulator.production import request_state
 
@@ -644,7 +704,7 @@ def test_a_client_that_closed_mid_request_goes_to_gunicorn_to_be_closed():
 
 def test_many_clients_sending_slowly_or_nothing_stall_nobody_else(server, api):
     # Many more than the workers' 3 x 4 threads, each kind.
-    slow = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(90)]
+    slow = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(120)]
     create = keyed_request(
         "POST", "/v3/fulfillment/outbound/wms", b2b_body("PROD-SLOWLY-1")
     )
@@ -666,7 +726,13 @@ def test_many_clients_sending_slowly_or_nothing_stall_nobody_else(server, api):
             threading.Thread(
                 target=trickle, args=(conn, create[head_end:]), daemon=True
             ).start()
-        # and slow[60:] send nothing at all
+        for conn in slow[60:75]:  # one whole request, then half the next
+            conn.sendall(keyed_request("GET", "/_sim/health") + create[:40])
+        for conn in slow[75:90]:  # a browser's header, then nothing
+            conn.sendall(
+                b"GET /_sim/health HTTP/1.1\r\nUpgrade-Insecure-Requests: 1\r\n"
+            )
+        # and slow[90:] send nothing at all
         time.sleep(1.5)
 
         waits = []
@@ -809,9 +875,14 @@ def test_clients_that_never_read_large_answers_stall_nobody_else(server, api):
     greedy = []
     try:
         # On every worker: one client asks for a detail of 500 lines (about
-        # 250 KB) and one for the request journal, and neither reads.
+        # 250 KB), one for the request journal, and one for 40 details at
+        # once (10 MB), and none reads.
         for worker in sorted(ids):
-            for raw in (detail, keyed_request("GET", "/_sim/requests?limit=2000")):
+            for raw in (
+                detail,
+                keyed_request("GET", "/_sim/requests?limit=2000"),
+                detail * 40,
+            ):
                 conn = connection_to(server, worker)
                 conn.sendall(raw)
                 greedy.append(conn)
