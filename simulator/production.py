@@ -140,6 +140,7 @@ class QuietTimeouts(logging.Filter):
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, TimeoutError | BlockingIOError):
             record.msg = GAVE_UP
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.args = ()
             record.exc_info = None
             record.exc_text = None
