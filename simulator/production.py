@@ -173,7 +173,7 @@ def request_state(conn) -> tuple[str, bytes]:
     data = bytes(getattr(conn, "held", b""))
     try:
         more = conn.sock.recv(
-            PEEK_BYTES - len(data), socket.MSG_PEEK | socket.MSG_DONTWAIT
+            max(PEEK_BYTES - len(data), 0), socket.MSG_PEEK | socket.MSG_DONTWAIT
         )
     except BlockingIOError:
         more = None
@@ -372,7 +372,9 @@ def json_error_worker():
             # b"": the client closed its side, or the socket failed.
             held = getattr(conn, "held", b"")
             try:
-                taken = conn.sock.recv(PEEK_BYTES - len(held), socket.MSG_DONTWAIT)
+                taken = conn.sock.recv(
+                    max(PEEK_BYTES - len(held), 0), socket.MSG_DONTWAIT
+                )
             except BlockingIOError:
                 return None
             except OSError:

@@ -686,6 +686,21 @@ def test_bytes_the_worker_took_count_with_those_still_on_the_socket():
         assert ours.recv(65536) == request[30:]  # still there for gunicorn
 
 
+def test_more_bytes_taken_than_the_worker_looks_at_are_looked_at_all_the_same():
+    from simulator.production import PEEK_BYTES, request_state
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setblocking(False)
+        taken = PeekedConnection(ours)
+        taken.held = b"GET / HTTP/1.1\r\nX: " + b"a" * PEEK_BYTES
+        assert request_state(taken)[0] == "unsure"
+
+        pipelined = b"GET /_sim/health HTTP/1.1\r\nHost: x\r\n\r\n" * 2000
+        taken.held = pipelined
+        assert request_state(taken) == ("whole", pipelined)
+
+
 def test_a_client_that_closed_mid_request_goes_to_gunicorn_to_be_closed():
     from simulator.production import request_state
 
