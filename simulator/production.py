@@ -162,15 +162,13 @@ def request_state(conn) -> tuple[str, bytes]:
     Transfer-Encoding, Expect or Upgrade header or Content-Lengths that
     differ, a head of more than PEEK_BYTES, a body that would make the
     request longer than that, a first line that is not an HTTP request
-    line, a head that ends in bare line feeds, and a connection that
-    gunicorn already holds bytes of, or that has ended.
+    line, a head that ends in bare line feeds, and a connection that has
+    ended. What gunicorn's parser read ahead must be in ``conn.held``
+    already (take_read_ahead).
     """
-    if getattr(conn, "is_http2", False) or isinstance(conn.sock, ssl.SSLSocket):
+    if conn.is_http2 or isinstance(conn.sock, ssl.SSLSocket):
         return UNSURE, b""
-    parser = getattr(conn, "parser", None)
-    if parser is not None and parser.unreader.buf.getvalue():
-        return UNSURE, b""
-    data = bytes(getattr(conn, "held", b""))
+    data = conn.held
     try:
         more = conn.sock.recv(
             max(PEEK_BYTES - len(data), 0), socket.MSG_PEEK | socket.MSG_DONTWAIT
@@ -208,7 +206,7 @@ def take_read_ahead(conn) -> None:
     reader = getattr(parser, "unreader", None)
     if reader is None or not reader.buf.getvalue():
         return
-    conn.held = reader.buf.getvalue() + getattr(conn, "held", b"")
+    conn.held = reader.buf.getvalue() + conn.held
     reader.buf = io.BytesIO()
 
 
@@ -312,6 +310,8 @@ def json_error_worker():
             self.in_pool: set = set()
             # Those whose request has not come whole yet.
             self.waiting: set = set()
+            # When a stopping worker gives up on them.
+            self.stop_by = float("inf")
             super().init_process()
 
         def enqueue_req(self, conn) -> None:
@@ -332,6 +332,8 @@ def json_error_worker():
             if not getattr(conn, "prepared", False):
                 prepare(conn.sock)
                 conn.prepared = True
+                conn.held = b""  # what came of the request, taken off the socket
+                conn.due = None  # when the request began to come, + READ_TIMEOUT
             # Looked at without waiting: a connection gunicorn hands back
             # with bytes read ahead still has the timeout of its last answer.
             conn.sock.setblocking(False)
@@ -345,8 +347,6 @@ def json_error_worker():
                 if not taken:  # closed, or failed: gunicorn's parser sees it
                     break
                 state, data = request_state(conn)
-            conn.read_by = getattr(conn, "due", None) or time.monotonic() + READ_TIMEOUT
-            conn.due = None
             if (
                 state == WHOLE
                 and conn.initialized
@@ -370,21 +370,20 @@ def json_error_worker():
             # Off the socket into conn.held, so that the poller wakes the
             # worker when more comes, not at once again. None: nothing came;
             # b"": the client closed its side, or the socket failed.
-            held = getattr(conn, "held", b"")
             try:
                 taken = conn.sock.recv(
-                    max(PEEK_BYTES - len(held), 0), socket.MSG_DONTWAIT
+                    max(PEEK_BYTES - len(conn.held), 0), socket.MSG_DONTWAIT
                 )
             except BlockingIOError:
                 return None
             except OSError:
                 return b""
-            conn.held = held + taken
+            conn.held += taken
             conn.data_ready = True  # gunicorn waits for none then
             return taken
 
         def wait_for_more(self, conn) -> None:
-            if getattr(conn, "due", None) is None:
+            if conn.due is None:
                 conn.due = time.monotonic() + READ_TIMEOUT
             self.waiting.add(conn)
             self.poller.register(
@@ -405,16 +404,13 @@ def json_error_worker():
             super().murder_pending()
             now = time.monotonic()
             for conn in list(self.waiting):
-                if not self.alive:
-                    conn.due = min(conn.due, getattr(self, "stop_by", conn.due))
-                if conn.due > now:
+                if min(conn.due, self.stop_by) > now:
                     continue
                 self.waiting.discard(conn)
                 self.poller.unregister(conn.sock)
-                held = getattr(conn, "held", b"")
                 log.warning(GAVE_UP)
-                if b"\r\n\r\n" in held:
-                    self.refuse_unfinished_body(conn, held)
+                if b"\r\n\r\n" in conn.held:
+                    self.refuse_unfinished_body(conn, conn.held)
                 self.nr_conns -= 1
                 conn.close()
 
@@ -443,19 +439,13 @@ def json_error_worker():
             # The bytes the worker took off the socket come first; no read
             # of the request waits past READ_TIMEOUT from when it began to
             # come (a client sending a byte now and then included).
-            held = getattr(conn, "held", b"")
-            conn.held = b""
-            conn.sock.setblocking(True)
+            held, by = conn.held, conn.due or time.monotonic() + READ_TIMEOUT
+            conn.held, conn.due = b"", None
             conn.init()
-            if held:
-                conn.parser.unreader.unread(held)
-            if hasattr(conn.parser, "unreader") and hasattr(
-                conn.parser.unreader, "sock"
-            ):
-                conn.parser.unreader.sock = ReadBy(
-                    conn.sock,
-                    getattr(conn, "read_by", None) or time.monotonic() + READ_TIMEOUT,
-                )
+            if not conn.is_http2:
+                if held:
+                    conn.parser.unreader.unread(held)
+                conn.parser.unreader.sock = ReadBy(conn.sock, by)
             return super().handle(conn)
 
         def to_pool(self, conn) -> None:

@@ -178,7 +178,6 @@ class Outbox:
         where, params = ["1 = 1"], []
         for column, value in (
             ("client_id", client_id),
-            ("order_no", order_no),
             ("event", event),
             ("state", state),
             ("order_id", order_id),

@@ -566,6 +566,7 @@ class PeekedConnection:
 
         self.sock = sock
         self.is_http2 = False
+        self.held = b""
         self.parser = SimpleNamespace(unreader=SimpleNamespace(buf=BytesIO()))
 
 
@@ -627,17 +628,22 @@ def test_the_worker_waits_itself_only_for_a_request_it_can_tell_the_end_of(raw, 
             assert ours.recv(65536) == raw[:65536]
 
 
-def test_bytes_gunicorn_read_ahead_leave_the_request_to_its_parser():
-    from simulator.production import request_state
+def test_bytes_gunicorn_read_ahead_are_looked_at_before_those_on_the_socket():
+    from simulator.production import request_state, take_read_ahead
 
+    request = WHOLE["a GET"]
     ours, theirs = socket.socketpair()
     with ours, theirs:
-        theirs.sendall(WHOLE["a GET"])
+        ours.setblocking(False)
+        theirs.sendall(request[3:])
         time.sleep(0.05)
         read_ahead = PeekedConnection(ours)
-        read_ahead.parser.unreader.buf.write(b"GET")
+        read_ahead.parser.unreader.buf.write(request[:3])
 
-        assert request_state(read_ahead)[0] == "unsure"
+        take_read_ahead(read_ahead)
+
+        assert read_ahead.parser.unreader.buf.getvalue() == b""
+        assert request_state(read_ahead) == ("whole", request)
 
 
 def test_a_thread_reads_a_request_no_longer_than_its_time_however_it_trickles():
