@@ -16,7 +16,7 @@ from urllib.parse import quote
 from flask import Blueprint, current_app, g, has_request_context, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 
-from . import envelope, schemas
+from . import envelope, jsontext, schemas
 from .errors import InvalidInput, ShipperError, body_timed_out
 
 bp = Blueprint("shipper", __name__, url_prefix="/v3/fulfillment")
@@ -70,6 +70,11 @@ def load_json(raw: bytes) -> object:
     """Parse a request body; anything that is not strict JSON is an 810."""
     if has_request_context() and _cut_at_limit(raw):
         raise RequestEntityTooLarge()
+    # orjson refuses a lone surrogate and the constants itself, and leaves
+    # every error to the standard library below, which words the reason.
+    parsed = jsontext.fast_loads(raw)
+    if parsed is not jsontext.SLOW:
+        return parsed
     try:
         parsed = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:

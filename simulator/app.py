@@ -17,9 +17,10 @@ import sqlite3
 import time
 
 from flask import Flask, current_app, g, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
-from . import envelope
+from . import envelope, jsontext
 from .backend import Backend
 from .clock import Clock
 from .config import Config
@@ -163,11 +164,10 @@ class Simulator:
 def create_app(config: Config | None = None) -> Flask:
     config = config or Config()
     app = Flask(__name__)
+    app.json = _JSONProvider(app)
     # "//" in a path is a 404 in the envelope, not an HTML redirect to "/".
     app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
-    app.json.sort_keys = False
-    app.json.ensure_ascii = False
 
     simulator = Simulator(config)
     app.extensions["shipper_sim"] = simulator
@@ -182,6 +182,24 @@ def create_app(config: Config | None = None) -> Flask:
     if config.start_workers:
         simulator.start()
     return app
+
+
+class _JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, keys in the order given and characters as they are;
+    compact answers (all but in debug mode) written by orjson if it can."""
+
+    sort_keys = False
+    ensure_ascii = False
+
+    def dumps(self, obj: object, **kwargs: object) -> str:
+        if kwargs == _COMPACT:
+            text = jsontext.fast_dumps(obj)
+            if text is not jsontext.SLOW:
+                return text
+        return super().dumps(obj, **kwargs)
+
+
+_COMPACT = {"separators": (",", ":")}
 
 
 def _register_hooks(app: Flask, simulator: Simulator) -> None:

@@ -24,6 +24,7 @@ from .clock import JAKARTA, Clock
 from .config import Config
 from .errors import ControlError, InvalidInput, ShipperError
 from .fixtures import Fixtures
+from .jsontext import dumps
 from .statuses import (
     CANCELLED_CODE,
     EDITABLE_STATUSES,
@@ -36,7 +37,7 @@ from .statuses import (
     step_index,
     steps_to_reach,
 )
-from .store import ACTIVITY_TABLES, Store, dumps
+from .store import ACTIVITY_TABLES, Store
 
 log = logging.getLogger(__name__)
 

@@ -34,6 +34,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from . import jsontext
+
 log = logging.getLogger(__name__)
 
 # A process starts a new spool file past this size; the old one goes once
@@ -124,10 +126,13 @@ class FileSpool:
 
     # -- writing (any process)
     def append(self, entry: dict) -> None:
-        # ASCII JSON: no raw newline inside, and a lone surrogate (a body
-        # that is not Unicode) survives the round trip as an escape. "_at":
-        # when it was answered, to put every process's entries in one order.
-        line = json.dumps(entry, separators=(",", ":"))
+        # JSON has no raw newline inside. An entry holding a lone surrogate
+        # (a body that is not Unicode) is written in ASCII, so that it
+        # survives the round trip as an escape. "_at": when it was answered,
+        # to put every process's entries in one order.
+        line = jsontext.fast_dumps(entry)
+        if line is jsontext.SLOW:
+            line = json.dumps(entry, separators=(",", ":"))
         rest = f",{line[1:]}" if len(line) > 2 else "}"
         data = f'{{"_at":{time.time_ns()}{rest}\n'.encode()
         with self._lock:
@@ -346,7 +351,7 @@ def _parse(line: bytes, name: str) -> dict | None:
     if not line.strip():
         return None
     try:
-        return json.loads(line)
+        return jsontext.loads(line)
     except ValueError:  # cut short by a full disk, say: skip it
         log.warning("skipped a damaged journal entry in %s", name)
         return None

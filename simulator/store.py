@@ -14,7 +14,6 @@ commit on their own.
 
 from __future__ import annotations
 
-import json
 import logging
 import mmap
 import os
@@ -790,10 +789,6 @@ class Store:
             (key,),
         )
         return self.value("SELECT value FROM meta WHERE key = ?", (key,))
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 class Checkpointer:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
 
+from . import jsontext
 from .clock import iso_utc, jakarta_text, parse_iso_utc, parse_jakarta_text
 from .statuses import PENDING_AUDIT, WMS_CODE_NAMES
 
@@ -29,7 +30,7 @@ def order_body(order: dict) -> Mapping:
 
 @lru_cache(maxsize=64)
 def _parsed_body(text: str) -> Mapping:
-    return MappingProxyType(json.loads(text))
+    return MappingProxyType(jsontext.loads(text))
 
 
 def order_time_ts(order: dict) -> float:

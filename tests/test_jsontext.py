@@ -1,0 +1,251 @@
+"""JSON on the busy paths: orjson where installed, the standard library's
+answers always.
+
+Every value and text here goes through both; where they could differ (big
+integers, lone surrogates, a byte-order mark, types orjson writes its own
+way) the standard library must be the one that answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import uuid
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_fuzz import JSON_VALUES
+
+from simulator import jsontext
+from simulator.app import create_app
+from simulator.config import Config
+from simulator.journal import Journal
+from simulator.spool import FileSpool
+from simulator.store import Store
+
+
+def stdlib_dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def same(a: object, b: object) -> bool:
+    """Equal, and of the same types all the way down (1 is not 1.0)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return a == b
+
+
+@pytest.fixture(params=["orjson", "stdlib"])
+def either(request, monkeypatch):
+    """Each test twice: with orjson (when installed) and without it."""
+    if request.param == "orjson":
+        pytest.importorskip("orjson")
+    else:
+        monkeypatch.setattr(jsontext, "orjson", None)
+    return request.param
+
+
+def test_orjson_is_installed_with_the_test_extra():
+    assert jsontext.fast()
+
+
+# The fuzz tests' values, and texts with lone surrogates and integers
+# around the 64-bit limits, alone and in lists.
+awkward = st.text(
+    st.sampled_from('a\ud800\udfffé日\n\x00\x7f"\\/\u2028')
+) | st.integers(min_value=-(2**70), max_value=2**70)
+values = JSON_VALUES | awkward | st.lists(awkward, max_size=5)
+
+
+def tiny_float_inside(value: object) -> bool:
+    """A float Python writes with an exponent below zero (1e-05)."""
+    if isinstance(value, float):
+        return value != 0 and "e-" in repr(value)
+    if isinstance(value, dict):
+        return any(tiny_float_inside(v) for v in value.values())
+    if isinstance(value, list):
+        return any(tiny_float_inside(v) for v in value)
+    return False
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=values)
+def test_a_value_is_written_as_the_standard_library_writes_it(value):
+    for orjson in (jsontext.orjson, None):
+        saved, jsontext.orjson = jsontext.orjson, orjson
+        try:
+            text = jsontext.dumps(value)
+        finally:
+            jsontext.orjson = saved
+        assert same(json.loads(text), json.loads(stdlib_dumps(value)))
+        if not tiny_float_inside(value):
+            assert text == stdlib_dumps(value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=values, ascii_only=st.booleans(), spaced=st.booleans())
+def test_a_text_is_read_as_the_standard_library_reads_it(value, ascii_only, spaced):
+    separators = (", ", ": ") if spaced else (",", ":")
+    text = json.dumps(value, ensure_ascii=ascii_only, separators=separators)
+    try:
+        raw = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 body holds one raw
+        raw = None
+    for orjson in (jsontext.orjson, None):
+        saved, jsontext.orjson = jsontext.orjson, orjson
+        try:
+            assert same(jsontext.loads(text), json.loads(text))
+            if raw is not None:
+                assert same(jsontext.loads(raw), json.loads(raw))
+        finally:
+            jsontext.orjson = saved
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"qty": 18446744073709551616}',  # past 64 bits: orjson makes a float
+        b'{"qty": -9223372036854775809}',
+        b"[18446744073709551615]",  # fits, but 20 digits go the slow way
+        b"[1e400]",  # infinite
+        b'"\\ud800"',  # a lone surrogate
+        b'"\xed\xa0\x80"',  # the same, as UTF-8 bytes
+        b"\xef\xbb\xbf{}",  # a byte-order mark
+        '{"a": 1}'.encode("utf-16"),
+        b"NaN",
+        b'{"a": 1,}',
+        b"",
+    ],
+)
+def test_orjson_leaves_to_the_standard_library_what_it_reads_otherwise(raw):
+    pytest.importorskip("orjson")
+
+    assert jsontext.fast_loads(raw) is jsontext.SLOW
+
+
+@pytest.mark.parametrize(
+    "raw, value",
+    [
+        (b'{"_at": 1796436791584830000}', {"_at": 1796436791584830000}),
+        (b"[9999999999999999999]", [9999999999999999999]),
+        (b"[-999999999999999999]", [-999999999999999999]),
+        (b'{"on": "2026-12-05", "phone": "+62-812-3456-7890"}', None),
+    ],
+)
+def test_orjson_reads_numbers_that_fit_in_64_bits(raw, value):
+    pytest.importorskip("orjson")
+
+    parsed = jsontext.fast_loads(raw)
+
+    assert parsed is not jsontext.SLOW
+    assert same(parsed, json.loads(raw))
+    if value is not None:
+        assert same(parsed, value)
+
+
+def test_a_big_integer_stays_an_integer(either):
+    value = jsontext.loads(b'{"qty": 123456789012345678901234567890}')
+
+    assert same(value, {"qty": 123456789012345678901234567890})
+
+
+def test_an_error_is_the_standard_librarys(either):
+    with pytest.raises(json.JSONDecodeError) as raised:
+        jsontext.loads(b'{"a": }')
+
+    assert str(raised.value) == "Expecting value: line 1 column 7 (char 6)"
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+
+
+class Name(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {1: "key not a string"},
+        2**64,
+        "\ud800",
+        Name("a subclass"),
+        {"nested": ["\udfff"]},
+    ],
+)
+def test_orjson_leaves_to_the_standard_library_what_it_writes_otherwise(value):
+    pytest.importorskip("orjson")
+
+    assert jsontext.fast_dumps(value) is jsontext.SLOW
+    assert jsontext.dumps(value) == stdlib_dumps(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime.datetime(2026, 12, 5, 9, 30, tzinfo=datetime.UTC),
+        datetime.date(2026, 12, 5),
+        uuid.UUID(int=7),
+        Point(3),
+    ],
+)
+def test_answers_write_other_types_as_flask_does(either, value):
+    from flask.json.provider import DefaultJSONProvider
+
+    app = create_app(Config(start_workers=False))
+    flask_own = DefaultJSONProvider(app)
+
+    ours = app.json.response({"value": value}).get_data(as_text=True)
+    theirs = flask_own.response({"value": value}).get_data(as_text=True)
+
+    assert json.loads(ours) == json.loads(theirs)
+
+
+def test_answers_keep_the_order_of_keys_and_the_characters(either):
+    app = create_app(Config(start_workers=False))
+
+    body = app.json.response({"z": "é", "a": "\u2028", "m": [1, 2.5]})
+
+    assert body.get_data(as_text=True) == '{"z":"é","a":"\u2028","m":[1,2.5]}\n'
+
+
+def test_the_journal_spool_keeps_any_text_as_it_was(either, tmp_path):
+    folder = str(tmp_path / "state.db-requests")
+    journal = Journal(Store(str(tmp_path / "state.db")), 100, folder)
+    texts = ["é ü 日本", "\\ud800 as written", "line\nbreak", "\x00\x7f", '"q"']
+    writer = FileSpool(folder)
+    for n, text in enumerate(texts):
+        writer.append(
+            {
+                "time": 1.0 + n,
+                "request_id": f"r{n}",
+                "client_id": 1,
+                "method": "POST",
+                "path": "/v3/x",
+                "status": 200,
+                "code": None,
+                "reason": text,
+                "request_body": text,
+                "response_body": "",
+                "duration_ms": 1.0,
+            }
+        )
+    writer.close()
+    for line in Path(folder).glob("*.jsonl"):
+        assert line.read_bytes().count(b"\n") == len(texts)  # one line each
+
+    kept = {e["request_id"]: e for e in journal.list(limit=10)}
+
+    assert [kept[f"r{n}"]["reason"] for n in range(len(texts))] == texts
