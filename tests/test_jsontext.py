@@ -13,9 +13,12 @@ import datetime
 import json
 import math
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import DEMO_KEY, WAREHOUSE, b2b_body, close_app
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_fuzz import JSON_VALUES
@@ -43,6 +46,16 @@ def same(a: object, b: object) -> bool:
     if isinstance(a, float) and math.isnan(a):
         return math.isnan(b)
     return a == b
+
+
+@contextmanager
+def orjson_as(module: object) -> Iterator[None]:
+    """jsontext with ``module`` as its orjson (None: the standard library)."""
+    saved, jsontext.orjson = jsontext.orjson, module
+    try:
+        yield
+    finally:
+        jsontext.orjson = saved
 
 
 @pytest.fixture(params=["orjson", "stdlib"])
@@ -82,11 +95,8 @@ def tiny_float_inside(value: object) -> bool:
 @given(value=values)
 def test_a_value_is_written_as_the_standard_library_writes_it(value):
     for orjson in (jsontext.orjson, None):
-        saved, jsontext.orjson = jsontext.orjson, orjson
-        try:
+        with orjson_as(orjson):
             text = jsontext.dumps(value)
-        finally:
-            jsontext.orjson = saved
         assert same(json.loads(text), json.loads(stdlib_dumps(value)))
         if not tiny_float_inside(value):
             assert text == stdlib_dumps(value)
@@ -102,13 +112,10 @@ def test_a_text_is_read_as_the_standard_library_reads_it(value, ascii_only, spac
     except UnicodeEncodeError:  # a lone surrogate: no UTF-8 body holds one raw
         raw = None
     for orjson in (jsontext.orjson, None):
-        saved, jsontext.orjson = jsontext.orjson, orjson
-        try:
+        with orjson_as(orjson):
             assert same(jsontext.loads(text), json.loads(text))
             if raw is not None:
                 assert same(jsontext.loads(raw), json.loads(raw))
-        finally:
-            jsontext.orjson = saved
 
 
 @pytest.mark.parametrize(
@@ -249,3 +256,98 @@ def test_the_journal_spool_keeps_any_text_as_it_was(either, tmp_path):
     kept = {e["request_id"]: e for e in journal.list(limit=10)}
 
     assert [kept[f"r{n}"]["reason"] for n in range(len(texts))] == texts
+
+
+def awkward_bodies() -> list[bytes]:
+    """B2B creates, each with a new number, that orjson and json could
+    read differently, and some that neither takes."""
+    bodies = []
+
+    def body(n: int, **fields: object) -> dict:
+        return {**b2b_body(), "doc_no": f"J{n:03d}", **fields}
+
+    def line(**fields: object) -> list:
+        return [{**b2b_body()["details"][0], **fields}]
+
+    values = [
+        2**63 - 1,
+        2**63,
+        2**64 - 1,
+        2**64,
+        -(2**63),
+        -(2**63) - 1,
+        10**30,
+        0.00001,
+        1e-7,
+        1e16,
+        1e300,
+        -0.0,
+        5e-324,
+        0.1 + 0.2,
+        "é日🙂\u2028",
+    ]
+    for n, value in enumerate(values):
+        bodies.append(json.dumps(body(n, details=line(qty_ordered=value))).encode())
+        bodies.append(json.dumps(body(100 + n, details=line(price=value))).encode())
+        bodies.append(json.dumps(body(200 + n, seller_remark=value)).encode())
+    sample = json.dumps(body(300))
+    bodies += [
+        sample.replace('"doc_no"', '"doc_no": "dup", "doc_no"').encode(),
+        sample.replace('"J300"', '"J\\ud800"').encode(),
+        sample.replace('"J300"', '"J301"').encode("utf-16"),
+        b"\xef\xbb\xbf" + sample.replace('"J300"', '"J302"').encode(),
+        sample.replace('"J300"', '"J303"').replace("}", "} x", 1).encode(),
+        sample.replace('"J300"', '"J304", "price": NaN').encode(),
+        sample.replace('"J300"', '"J305", "qty": 1e400').encode(),
+        b'{"a": ' * 2000 + b"1" + b"}" * 2000,
+        b"",
+        b"[]",
+    ]
+    return bodies
+
+
+def test_the_api_answers_alike_with_and_without_orjson():
+    pytest.importorskip("orjson")
+    clock = Config(start_workers=False, freeze_at=1_780_000_000.0)
+    apps = {"orjson": create_app(clock), "stdlib": create_app(clock)}
+    orjson_module = jsontext.orjson
+    seen: dict[str, list] = {"orjson": [], "stdlib": []}
+    headers = {"x-api-key": DEMO_KEY, "content-type": "application/json"}
+    try:
+        for raw in awkward_bodies():
+            for name, app in apps.items():
+                with orjson_as(orjson_module if name == "orjson" else None):
+                    client = app.test_client()
+                    created = client.post(
+                        "/v3/fulfillment/outbound/wms", data=raw, headers=headers
+                    )
+                    answers = [created]
+                    if created.status_code == 200:
+                        number = json.loads(raw)["doc_no"]
+                        path = f"/v3/fulfillment/warehouse/{WAREHOUSE}/outbound/wms"
+                        answers.append(client.get(f"{path}/{number}", headers=headers))
+                seen[name].append(
+                    [
+                        (a.status_code, a.headers.get("x-sim-error"), a.get_json())
+                        for a in answers
+                    ]
+                )
+        for name, app in apps.items():
+            client = app.test_client()
+            kept = client.get("/_sim/requests", query_string={"limit": 1000}).get_json()
+            for entry in kept["requests"]:
+                entry.pop("request_id")
+                entry.pop("duration_ms")
+            log = client.get("/_sim/webhooks", query_string={"limit": 1000}).get_json()
+            seen[name].append(kept)
+            seen[name].append(log)
+    finally:
+        for app in apps.values():
+            close_app(app)
+
+    *answers, kept, log = seen["orjson"]
+    assert any(status == 200 for (status, _, _), *_ in answers)  # some taken
+    assert len(kept["requests"]) > len(answers) and log["webhooks"]
+    assert len(seen["orjson"]) == len(seen["stdlib"])
+    for ours, theirs in zip(seen["orjson"], seen["stdlib"], strict=True):
+        assert same(ours, theirs)
