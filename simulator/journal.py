@@ -170,14 +170,15 @@ class Journal:
     def describe(row: dict) -> dict:
         """The row with its bodies as JSON, or as the text sent when they are not.
 
-        A body refused for a lone surrogate ("\\ud800") stays text: parsed, it
-        could not be written out again.
+        A body with a lone surrogate ("\\ud800"), or a number too large for
+        a float (1e400) or NaN, stays text: parsed, it could not be written
+        out again as JSON.
         """
         out = dict(row)
         for key in ("request_body", "response_body"):
             try:
                 parsed = json.loads(row[key]) if row[key] else None
-                json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+                json.dumps(parsed, ensure_ascii=False, allow_nan=False).encode("utf-8")
             except (ValueError, UnicodeEncodeError, RecursionError):
                 parsed = row[key]
             out[key] = parsed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import (
     DEMO_ID,
@@ -418,6 +420,24 @@ def test_journal_keeps_a_body_with_a_lone_surrogate_as_its_text(api, http):
 
     assert response.status_code == 200
     (entry,) = response.get_json()["requests"]
+    assert entry["request_body"] == raw.decode()
+
+
+def refuse(constant: str):
+    raise AssertionError(f"the answer holds {constant}, which is not JSON")
+
+
+@pytest.mark.parametrize("number", [b"1e400", b"-1e400", b"NaN", b"-Infinity"])
+def test_journal_keeps_a_body_with_a_number_no_float_holds_as_its_text(
+    api, http, number
+):
+    raw = b'{"doc_no": "A", "extra": ' + number + b"}"
+    api.call("POST", "/outbound/wms", data=raw)
+
+    response = http.get("/_sim/requests", query_string={"limit": 5})
+
+    assert response.status_code == 200
+    (entry,) = json.loads(response.data, parse_constant=refuse)["requests"]
     assert entry["request_body"] == raw.decode()
 
 
