@@ -8,19 +8,21 @@ standard library would, and the standard library takes over for anything it
 does not handle alike:
 
 - parsing: integers past 64 bits (orjson reads them as floats), ``1e400``,
-  lone surrogates, a byte-order mark, UTF-16 or UTF-32, and every error, so
-  that the reason an answer gives is the standard library's;
+  lone surrogates, a byte-order mark, UTF-16 or UTF-32, nesting deep enough
+  to exhaust Python's stack, and every error, so that the reason an answer
+  gives is the standard library's;
 - writing: keys that are not strings, integers past 64 bits, lone
-  surrogates, and any type but dict, list, str, int, float, bool and None.
+  surrogates, floats below 0.0001 (orjson writes them its own way), and any
+  type but dict, list, str, int, float, bool and None.
 
-What remains different is how a float is written, never what it is: orjson
-writes 0.00001 where Python writes 1e-05, and null for a float that is not
-finite (Python writes NaN or Infinity, which is not JSON).
+What remains different: orjson writes null for a float that is not finite,
+where Python writes NaN or Infinity, which is not JSON.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 try:
@@ -45,6 +47,20 @@ _PASSTHROUGH = (
 # else a space, which is several times quicker than a regular expression.
 _DIGITS_AS_ZEROS = bytes(48 if 48 <= b <= 57 or b == 45 else 32 for b in range(256))
 _LONG_NUMBER = b"0" * 20
+# orjson reads arrays and objects nested up to 1,024 deep; the standard
+# library runs out of Python's stack sooner (about 970 deep, fewer the
+# deeper the stack it is called from), which the API answers as an 810. A
+# text that opens this many arrays and objects is left to the standard
+# library; one with fewer cannot nest them deeply enough to tell the two
+# apart.
+_MANY_OPENINGS = 500
+# How orjson writes a float below 0.0001 (0.00001, 1e-7) where Python
+# writes 1e-05 and 1e-07. An answer holding either (also inside a string,
+# "version 2e-3", which only sends a few more answers the slow way) is
+# written by the standard library, so that the text is the same, byte for
+# byte. The regular expression runs only on the few answers with "e-".
+_DECIMAL_SMALL_FLOAT = b"0.0000"
+_EXPONENT_SMALL_FLOAT = re.compile(rb"[0-9]e-")
 
 
 def fast() -> bool:
@@ -67,6 +83,8 @@ def fast_loads(text: str | bytes) -> Any:
         raw = text.encode() if isinstance(text, str) else text
         if _LONG_NUMBER in raw.translate(_DIGITS_AS_ZEROS):
             return SLOW
+        if raw.count(b"[") + raw.count(b"{") >= _MANY_OPENINGS:
+            return SLOW
         return orjson.loads(raw)
     except (UnicodeEncodeError, orjson.JSONDecodeError):  # a lone surrogate
         return SLOW
@@ -84,9 +102,14 @@ def fast_dumps(value: Any) -> str | object:
     if orjson is None:
         return SLOW
     try:
-        return orjson.dumps(value, option=_PASSTHROUGH).decode()
+        text = orjson.dumps(value, option=_PASSTHROUGH)
     except TypeError:  # JSONEncodeError too: not one it writes alike
         return SLOW
+    if _DECIMAL_SMALL_FLOAT in text or (
+        b"e-" in text and _EXPONENT_SMALL_FLOAT.search(text)
+    ):
+        return SLOW
+    return text.decode()
 
 
 def dumps(value: Any) -> str:
