@@ -63,11 +63,6 @@ _DECIMAL_SMALL_FLOAT = b"0.0000"
 _EXPONENT_SMALL_FLOAT = re.compile(rb"[0-9]e-")
 
 
-def fast() -> bool:
-    """Whether orjson is installed and used."""
-    return orjson is not None
-
-
 # What fast_loads and fast_dumps answer for what they leave to the
 # standard library.
 SLOW = object()
@@ -86,7 +81,9 @@ def fast_loads(text: str | bytes) -> Any:
         if raw.count(b"[") + raw.count(b"{") >= _MANY_OPENINGS:
             return SLOW
         return orjson.loads(raw)
-    except (UnicodeEncodeError, orjson.JSONDecodeError):  # a lone surrogate
+    # A str with a lone surrogate does not encode. What orjson refuses goes
+    # to the standard library, which takes it or words the refusal.
+    except (UnicodeEncodeError, orjson.JSONDecodeError):
         return SLOW
 
 
